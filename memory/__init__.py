@@ -1,0 +1,1 @@
+"""mentee's memory of taught answers (Chroma); built in the memory issue."""

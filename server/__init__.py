@@ -1,0 +1,65 @@
+"""mentee's server side: config, the student engine, and (later) router, teachers, trainer and API.
+
+Public names are imported lazily, so ``import mentee.server`` (and ``mentee --help``) stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mentee.server.config import Settings, load_settings
+    from mentee.server.errors import (
+        ConfigError,
+        InvalidRequestError,
+        MenteeError,
+        ModelPrepareError,
+        StudentError,
+    )
+    from mentee.server.models import prepare_embedded_student
+    from mentee.server.prompting import ChatMessage
+    from mentee.server.student import Generation, StreamChunk, Student, TokenLogprob
+
+_EXPORTS = {
+    "ChatMessage": "mentee.server.prompting",
+    "ConfigError": "mentee.server.errors",
+    "Generation": "mentee.server.student",
+    "InvalidRequestError": "mentee.server.errors",
+    "MenteeError": "mentee.server.errors",
+    "ModelPrepareError": "mentee.server.errors",
+    "Settings": "mentee.server.config",
+    "StreamChunk": "mentee.server.student",
+    "Student": "mentee.server.student",
+    "StudentError": "mentee.server.errors",
+    "TokenLogprob": "mentee.server.student",
+    "load_settings": "mentee.server.config",
+    "prepare_embedded_student": "mentee.server.models",
+}
+
+__all__ = [
+    "ChatMessage",
+    "ConfigError",
+    "Generation",
+    "InvalidRequestError",
+    "MenteeError",
+    "ModelPrepareError",
+    "Settings",
+    "StreamChunk",
+    "Student",
+    "StudentError",
+    "TokenLogprob",
+    "load_settings",
+    "prepare_embedded_student",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    msg = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(msg)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,208 @@
+"""The ``mentee`` command line. Heavy libraries are imported inside the commands, so ``--help`` is instant."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from mentee.server.errors import ConfigError, MenteeError
+
+if TYPE_CHECKING:
+    from mentee.server.config import Settings
+    from mentee.server.student import Student
+
+logger = logging.getLogger(__name__)
+
+app = typer.Typer(
+    name="mentee",
+    help="mentee: a small student LLM (served by vLLM) that learns live from a teacher LLM.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+model_app = typer.Typer(help="The student model.", no_args_is_help=True)
+student_app = typer.Typer(help="The student's vLLM server.", no_args_is_help=True)
+app.add_typer(model_app, name="model")
+app.add_typer(student_app, name="student")
+
+
+@dataclass(frozen=True)
+class _Options:
+    config_file: Path | None
+
+
+@app.callback()
+def _main_options(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="TOML config file (else $MENTEE_CONFIG).", show_default=False),
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress, vLLM's log included.")] = False,
+) -> None:
+    ctx.obj = _Options(config_file=config)
+    _configure_logging(logging.INFO if verbose else logging.WARNING)
+
+
+def _configure_logging(level: int) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+    root = logging.getLogger("mentee")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+def _settings(ctx: typer.Context) -> Settings:
+    from mentee.server.config import load_settings
+
+    options: _Options = ctx.obj
+    return load_settings(options.config_file)
+
+
+def _say(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+@app.command("config")
+def config_command(ctx: typer.Context) -> None:
+    """Show the effective configuration (TOML, each setting with its help; secrets masked)."""
+    from mentee.server.config import describe_settings
+
+    typer.echo(describe_settings(_settings(ctx)), nl=False)
+
+
+@model_app.command("prepare")
+def model_prepare(
+    ctx: typer.Context,
+    force: Annotated[bool, typer.Option("--force", help="Rebuild even if the folder is complete.")] = False,
+) -> None:
+    """Turn the packaged Gemma 3 270M into a Hugging Face folder in mentee's home (once); print the folder."""
+    from mentee.server.models import prepare_embedded_student
+
+    settings = _settings(ctx)
+    if settings.student_model:
+        _say(f"student_model is set, so the student is {settings.student_model}; nothing to prepare")
+        typer.echo(settings.student_model)
+        return
+    _say("checking / preparing the embedded student (Gemma 3 270M; about a minute the first time)...")
+    typer.echo(prepare_embedded_student(settings.models_dir, force=force))
+
+
+def _start_student(settings: Settings) -> Student:
+    from mentee.server.student import Student
+
+    if not settings.student_url:
+        _say("starting the student (vLLM; about a minute on a CPU)...")
+    return Student(settings).start()
+
+
+@app.command("ask")
+def ask_command(
+    ctx: typer.Context,
+    question: Annotated[str, typer.Argument(help="The question.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print answer, source, confidence, adapter as JSON.")] = False,
+    adapter: Annotated[
+        str | None,
+        typer.Option("--adapter", help="Answer with this loaded LoRA adapter.", show_default=False),
+    ] = None,
+) -> None:
+    """Answer one question."""
+    from mentee.server.student import as_conversation
+
+    as_conversation(question)  # a bad question fails before a minute of start-up
+    settings = _settings(ctx)
+    with _start_student(settings) as student:
+        generation = student.generate(question, adapter=adapter)
+    if as_json:
+        result = {
+            "answer": generation.text,
+            "source": "student",
+            "confidence": round(generation.confidence, 4),
+            "adapter": adapter,
+            "finish_reason": generation.finish_reason,
+            "completion_tokens": generation.completion_tokens,
+            "seconds": round(generation.seconds, 3),
+        }
+        typer.echo(json.dumps(result, ensure_ascii=False))
+    else:
+        typer.echo(generation.text)
+
+
+@app.command("chat")
+def chat_command(ctx: typer.Context) -> None:
+    """Chat with the student in the terminal (/reset forgets the conversation, /quit or Ctrl-D leaves)."""
+    from mentee.server.prompting import ChatMessage
+    from mentee.server.student import Generation
+
+    settings = _settings(ctx)
+    with _start_student(settings) as student:
+        _say("ready. Ask anything; /reset forgets the conversation, /quit leaves.")
+        history: list[ChatMessage] = []
+        while True:
+            try:
+                line = input("you> ").strip()
+            except (EOFError, KeyboardInterrupt):
+                typer.echo()
+                break
+            if line in {"/quit", "/exit"}:
+                break
+            if line == "/reset":
+                history.clear()
+                continue
+            if not line:
+                continue
+            history.append(ChatMessage("user", line))
+            typer.echo("student> ", nl=False)
+            chunks = []
+            try:
+                for chunk in student.stream(history):
+                    chunks.append(chunk)
+                    typer.echo(chunk.text, nl=False)
+            except KeyboardInterrupt:
+                typer.echo(" [interrupted]")
+            answer = Generation.from_chunks(chunks, model=settings.student_served_name)
+            typer.echo(f"\n  [student, confidence {answer.confidence:.2f}]")
+            history.append(ChatMessage("assistant", answer.text))
+
+
+@student_app.command("serve")
+def student_serve(ctx: typer.Context) -> None:
+    """Start the student's vLLM server and keep it running until Ctrl-C (share it via MENTEE_STUDENT_URL)."""
+    import time
+
+    settings = _settings(ctx)
+    if settings.student_url:
+        raise ConfigError(f"student_url is set ({settings.student_url}): that server is already running")
+    with _start_student(settings) as student:
+        typer.echo(f"the student is served at {student.url}  (export MENTEE_STUDENT_URL={student.url})")
+        try:
+            while student.server is not None and student.server.running:
+                time.sleep(1)
+        except KeyboardInterrupt:
+            _say("stopping")
+            return
+    raise MenteeError("the vLLM server exited; see its log in the home folder's logs/")
+
+
+def main() -> None:
+    """Console entry point: a mentee error prints one clear line and exits non-zero, never a traceback."""
+    try:
+        app()
+    except ConfigError as e:
+        _say(f"mentee: error: {e}")
+        sys.exit(2)
+    except MenteeError as e:
+        _say(f"mentee: error: {e}")
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,224 @@
+"""mentee's settings: one object, read from ``MENTEE_*`` environment variables and an optional TOML file.
+
+Precedence, highest first: values passed in code, environment variables, the TOML file (``--config`` or
+``MENTEE_CONFIG``), then the defaults below. Every field has a help text; a bad value raises
+:class:`~mentee.server.errors.ConfigError` naming the setting and the value.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from mentee.server.errors import ConfigError
+
+ENV_PREFIX = "MENTEE_"
+CONFIG_FILE_ENV = "MENTEE_CONFIG"
+# vLLM accepts only these LoRA ranks (vllm/config/lora.py).
+VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+
+
+class Settings(BaseSettings):
+    """Everything mentee can be told. Environment: ``MENTEE_<FIELD>`` (e.g. ``MENTEE_VLLM_PORT=8100``)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="forbid", validate_default=True, frozen=True, toml_file=None
+    )
+
+    home: Path = Field(
+        default=Path("~/.cache/mentee"),
+        description="mentee's home folder: prepared models, vLLM's caches and sockets, logs.",
+    )
+    student_model: str = Field(
+        default="",
+        description=(
+            "The student model: empty for the embedded Gemma 3 270M (prepared once into the home folder), or the "
+            "path of any Hugging Face model folder, or a model name the vLLM server can load."
+        ),
+    )
+    student_url: str = Field(
+        default="",
+        description=(
+            "Base URL of an already running vLLM OpenAI-compatible server (e.g. http://127.0.0.1:8000). Empty: "
+            "mentee starts and supervises its own vLLM server."
+        ),
+    )
+    student_api_key: SecretStr | None = Field(
+        default=None, description="API key of the vLLM server at student_url, if it requires one."
+    )
+    student_served_name: str = Field(
+        default="student", min_length=1, description="The model name the student is served under in vLLM."
+    )
+    prompt_format: Literal["auto", "qa", "chat"] = Field(
+        default="auto",
+        description=(
+            "How questions are put to the student: 'qa' (few-shot Q:/A: lines, for base models), 'chat' (the "
+            "model's chat template), or 'auto': 'chat' if the model has a chat template, else 'qa'."
+        ),
+    )
+    max_tokens: int = Field(default=64, ge=1, le=8192, description="Most tokens the student writes per answer.")
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0, description="Sampling temperature; 0 is greedy.")
+    top_logprobs: int = Field(
+        default=1,
+        ge=0,
+        le=20,
+        description="Alternatives whose log-probabilities are returned per answer token.",
+    )
+    request_timeout_s: float = Field(default=120.0, gt=0, description="Timeout of one request to the student.")
+    vllm_host: str = Field(default="127.0.0.1", min_length=1, description="Address mentee's vLLM server binds.")
+    vllm_port: int = Field(default=0, ge=0, le=65535, description="Port of mentee's vLLM server; 0 picks a free one.")
+    vllm_max_lora_rank: int = Field(
+        default=16, description=f"Highest LoRA rank vLLM accepts for adapters; one of {VLLM_LORA_RANKS}."
+    )
+    vllm_max_loras: int = Field(default=4, ge=1, le=64, description="LoRA adapters vLLM keeps active at once.")
+    vllm_max_model_len: int = Field(
+        default=2048, ge=128, le=1_048_576, description="Context length (prompt + answer) vLLM serves."
+    )
+    vllm_dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
+        default="bfloat16", description="Weight dtype vLLM runs the student in."
+    )
+    vllm_cpu_kvcache_gib: int = Field(
+        default=1,
+        ge=1,
+        le=1024,
+        description="KV-cache size in GiB on CPU builds of vLLM (VLLM_CPU_KVCACHE_SPACE).",
+    )
+    vllm_gpu_memory_utilization: float = Field(
+        default=0.5, gt=0, le=1, description="Share of GPU memory vLLM may use on CUDA builds."
+    )
+    vllm_extra_args: list[str] = Field(
+        default_factory=list, description="More command-line arguments for vLLM's OpenAI server, verbatim."
+    )
+    vllm_startup_timeout_s: float = Field(
+        default=900.0, gt=0, description="How long to wait for mentee's vLLM server to become healthy."
+    )
+
+    @field_validator("home", mode="after")
+    @classmethod
+    def _expand_home(cls, value: Path) -> Path:
+        return value.expanduser().absolute()
+
+    @field_validator("student_model", mode="after")
+    @classmethod
+    def _check_student_model(cls, value: str) -> str:
+        looks_like_path = value.startswith(("/", "./", "../", "~"))
+        if looks_like_path and not Path(value).expanduser().is_dir():
+            msg = f"is not a model folder: {value!r} does not exist or is not a directory"
+            raise ValueError(msg)
+        return str(Path(value).expanduser().absolute()) if looks_like_path else value
+
+    @field_validator("student_url", mode="after")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            msg = f"must start with http:// or https://, got {value!r}"
+            raise ValueError(msg)
+        return value.rstrip("/").removesuffix("/v1")
+
+    @field_validator("vllm_max_lora_rank", mode="after")
+    @classmethod
+    def _check_rank(cls, value: int) -> int:
+        if value not in VLLM_LORA_RANKS:
+            msg = f"must be one of {VLLM_LORA_RANKS}, got {value}"
+            raise ValueError(msg)
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    # Derived places inside the home folder.
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def vllm_dir(self) -> Path:
+        return self.home / "vllm"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
+
+
+def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
+    """Build the effective settings; raise :class:`ConfigError` naming any bad value.
+
+    ``config_file`` (or ``$MENTEE_CONFIG``) is a TOML file with the same field names as the settings.
+    """
+    path = config_file if config_file is not None else os.environ.get(CONFIG_FILE_ENV) or None
+    settings_cls: type[Settings] = Settings
+    if path is not None:
+        path = Path(path).expanduser()
+        if not path.is_file():
+            msg = f"config file {str(path)!r} does not exist"
+            raise ConfigError(msg)
+        try:
+            with path.open("rb") as handle:
+                tomllib.load(handle)
+        except tomllib.TOMLDecodeError as e:
+            msg = f"config file {str(path)!r} is not valid TOML: {e}"
+            raise ConfigError(msg) from e
+        settings_cls = type("Settings", (Settings,), {"model_config": {**Settings.model_config, "toml_file": path}})
+    try:
+        return settings_cls(**overrides)
+    except ValidationError as e:
+        raise ConfigError(_describe_validation_error(e, path)) from e
+
+
+def _describe_validation_error(error: ValidationError, config_file: Path | None) -> str:
+    problems = []
+    for item in error.errors():
+        field = ".".join(str(part) for part in item["loc"]) or "settings"
+        value = item.get("input")
+        shown = "" if isinstance(value, dict) else f" = {value!r}"
+        where = f"{field} (env {ENV_PREFIX}{field.upper()}"
+        where += f", or in {config_file})" if config_file else ")"
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "is not a mentee setting (see `mentee config`)"
+        problems.append(f"{where}{shown}: {message}")
+    return "invalid configuration: " + "; ".join(problems)
+
+
+def describe_settings(settings: Settings) -> str:
+    """The effective settings as a TOML document, each field's help as a comment; secrets are masked."""
+    lines = ["# mentee's effective configuration (environment MENTEE_<NAME>, or a TOML file via --config)"]
+    for name, field in type(settings).model_fields.items():
+        value = getattr(settings, name)
+        lines.append(f"# {field.description}")
+        lines.append(f"{name} = {_toml_value(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(value: Any) -> str:
+    import json
+
+    if isinstance(value, SecretStr):
+        return '"**********"'
+    if value is None:
+        return '""  # not set'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return json.dumps(str(value))

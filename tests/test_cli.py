@@ -1,0 +1,78 @@
+"""The command line as a user runs it: a subprocess of the installed ``mentee`` script."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+MENTEE = str(Path(sys.executable).parent / "mentee")
+
+
+def run_mentee(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [MENTEE, *args], capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}
+    )
+
+
+def test_help_lists_the_commands() -> None:
+    result = run_mentee("--help")
+    assert result.returncode == 0
+    for command in ("ask", "chat", "config", "model", "student"):
+        assert command in result.stdout
+
+
+def test_help_imports_nothing_heavy() -> None:
+    code = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from mentee.server.cli import app\n"
+        "result = CliRunner().invoke(app, ['--help'])\n"
+        "assert result.exit_code == 0, result.output\n"
+        "heavy = {'torch', 'vllm', 'transformers', 'peft', 'openai', 'httpx', 'pydantic_settings'}\n"
+        "print(sorted(heavy & set(sys.modules)))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+def test_config_shows_effective_values_and_masks_secrets() -> None:
+    result = run_mentee("config", env={"MENTEE_MAX_TOKENS": "17", "MENTEE_STUDENT_API_KEY": "sk-hidden"})
+    assert result.returncode == 0, result.stderr
+    assert "max_tokens = 17" in result.stdout
+    assert "sk-hidden" not in result.stdout
+    assert 'student_api_key = "**********"' in result.stdout
+
+
+def test_config_file_option(tmp_path: Path) -> None:
+    config = tmp_path / "mentee.toml"
+    config.write_text("max_tokens = 21\n")
+    result = run_mentee("--config", str(config), "config")
+    assert "max_tokens = 21" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "expected"),
+    [
+        (("config",), {"MENTEE_VLLM_PORT": "http"}, "MENTEE_VLLM_PORT"),
+        (("--config", "/no/such.toml", "config"), {}, "/no/such.toml"),
+        (("ask", "   "), {}, "the question is empty"),
+        (("ask", "hi"), {"MENTEE_STUDENT_URL": "http://127.0.0.1:9"}, "http://127.0.0.1:9"),
+        (("model", "prepare"), {"MENTEE_STUDENT_MODEL": "./missing-model"}, "./missing-model"),
+    ],
+)
+def test_errors_name_the_bad_value_without_traceback(args: tuple[str, ...], env: dict[str, str], expected: str) -> None:
+    result = run_mentee(*args, env=env)
+    assert result.returncode != 0
+    assert expected in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("mentee: error:")
+
+
+def test_model_prepare_with_own_model_prints_it(tmp_path: Path) -> None:
+    result = run_mentee("model", "prepare", env={"MENTEE_STUDENT_MODEL": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(tmp_path)

@@ -1,0 +1,86 @@
+"""End to end with the real embedded student (Gemma 3 270M), as a user runs it from the README."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO_ROOT
+
+pytestmark = pytest.mark.model
+
+MENTEE = str(Path(sys.executable).parent / "mentee")
+
+
+@pytest.fixture(scope="module")
+def gemma_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """One mentee home for the module, so the model is prepared once; MENTEE_TEST_HOME reuses a prepared one."""
+    home = os.environ.get("MENTEE_TEST_HOME") or str(tmp_path_factory.mktemp("gemma-home"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MENTEE_")}
+    yield {**env, "MENTEE_HOME": home}
+
+
+def readme_commands() -> list[str]:
+    """The shell commands of the README's quickstart block (the first ```bash block)."""
+    text = (REPO_ROOT / "README.md").read_text()
+    block = re.search(r"```bash\n(.*?)```", text, re.S)
+    assert block, "the README has no ```bash quickstart block"
+    return [line.split("  #")[0].strip() for line in block.group(1).splitlines() if line.strip()]
+
+
+def test_readme_starts_with_the_two_commands() -> None:
+    commands = readme_commands()
+    assert commands[:2] == ["make demo", "make test"]
+    assert "make test" in (REPO_ROOT / ".ci" / "run").read_text()
+
+
+def test_model_prepare_prints_the_folder_and_is_idempotent(gemma_env: dict[str, str]) -> None:
+    first = subprocess.run(
+        [MENTEE, "model", "prepare"], env=gemma_env, capture_output=True, text=True, timeout=900, check=True
+    )
+    folder = Path(first.stdout.strip())
+    assert folder == Path(gemma_env["MENTEE_HOME"]) / "models" / "gemma-3-270m"
+    config = json.loads((folder / "config.json").read_text())
+    assert config["model_type"] == "gemma3_text"
+    assert config["dtype"] == "bfloat16"
+    assert "quantization_config" not in config
+    assert json.loads((folder / "generation_config.json").read_text())["eos_token_id"] == [1, 106]
+    assert (folder / "tokenizer.json").is_file()
+    again = subprocess.run(
+        [MENTEE, "model", "prepare"], env=gemma_env, capture_output=True, text=True, timeout=120, check=True
+    )
+    assert again.stdout == first.stdout
+
+
+def test_ask_capital_of_france(gemma_env: dict[str, str]) -> None:
+    ask = next(c for c in readme_commands() if "mentee ask" in c)
+    result = subprocess.run(ask, shell=True, cwd=REPO_ROOT, env=gemma_env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    answer = json.loads(result.stdout)
+    assert "paris" in answer["answer"].lower()
+    assert answer["source"] == "student"
+    assert 0.0 < answer["confidence"] <= 1.0
+    assert answer["adapter"] is None
+
+
+def test_make_demo_chats_with_the_student(gemma_env: dict[str, str]) -> None:
+    result = subprocess.run(
+        ["make", "demo"],
+        cwd=REPO_ROOT,
+        env=gemma_env,
+        input="What is the capital of France?\n/quit\n",
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    reply = result.stdout.split("student> ", 1)[1]
+    assert "Paris" in reply
+    assert "[student, confidence" in reply

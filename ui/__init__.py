@@ -1,0 +1,1 @@
+"""mentee's Gradio UI; built in the UI issue."""
