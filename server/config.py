@@ -93,6 +93,15 @@ class Settings(BaseSettings):
         le=1024,
         description="KV-cache size in GiB on CPU builds of vLLM (VLLM_CPU_KVCACHE_SPACE).",
     )
+    vllm_cpu_reserved_cores: int = Field(
+        default=0,
+        ge=0,
+        le=1024,
+        description=(
+            "CPU cores vLLM's CPU build keeps free of model compute (VLLM_CPU_NUM_OF_RESERVED_CPU); 0 lets the "
+            "model use every core (one 64-token answer: 11.5 tok/s against 8.0 with vLLM's default of 1 on 2 cores)."
+        ),
+    )
     vllm_gpu_memory_utilization: float = Field(
         default=0.5, gt=0, le=1, description="Share of GPU memory vLLM may use on CUDA builds."
     )

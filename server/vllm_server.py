@@ -87,6 +87,7 @@ class VLLMServer:
             "--max-loras", str(s.vllm_max_loras),
             "--max-logprobs", "20",
             "--seed", "0",
+            "--shutdown-timeout", "10",  # let the engine stop gracefully (0 aborts and leaks shared memory)
         ]  # fmt: skip
         if vllm_build() == "gpu":
             cmd += ["--gpu-memory-utilization", str(s.vllm_gpu_memory_utilization)]
@@ -112,6 +113,7 @@ class VLLMServer:
             {
                 "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True",
                 "VLLM_CPU_KVCACHE_SPACE": str(self.settings.vllm_cpu_kvcache_gib),
+                "VLLM_CPU_NUM_OF_RESERVED_CPU": str(self.settings.vllm_cpu_reserved_cores),
                 "VLLM_NO_USAGE_STATS": "1",
                 "DO_NOT_TRACK": "1",
                 "PYTHONUNBUFFERED": "1",
@@ -175,20 +177,31 @@ class VLLMServer:
                 time.sleep(0.5)
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Stop the server and every process it started (SIGTERM, then SIGKILL after ``timeout``)."""
+        """Stop the server and every process it started: SIGTERM lets vLLM shut its engine down (and free its
+        shared memory); whatever is left after ``timeout`` is killed."""
+        import psutil
+
         process, self._process = self._process, None
         atexit.unregister(self.stop)
         if process is None:
             return
+        try:
+            family = psutil.Process(process.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            family = []
         if process.poll() is None:
             logger.info("stopping vLLM at %s", self.url)
-            _signal_group(process.pid, signal.SIGTERM)
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signal.SIGTERM)
             try:
                 process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 logger.warning("vLLM did not stop within %.0f s; killing it", timeout)
-        # Engine workers may outlive the front process for a moment; make sure none is left.
-        _signal_group(process.pid, signal.SIGKILL)
+        _, stragglers = psutil.wait_procs(family, timeout=10)
+        for straggler in stragglers:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                straggler.kill()
+        _signal_group(process.pid, signal.SIGKILL)  # anything else it left in its process group
         if process.poll() is None:
             process.wait(timeout=10)
         if self._log_thread is not None:

@@ -96,15 +96,22 @@ def test_wrong_served_name_is_named(student: Student) -> None:
         Student(settings).start()
 
 
+def _shared_memory() -> set[str]:
+    return {p.name for p in Path("/dev/shm").glob("psm_*")} if Path("/dev/shm").is_dir() else set()
+
+
 def test_stop_leaves_no_process(tiny_model_dir: Path, session_home: Path) -> None:
     settings = load_settings(home=session_home, student_model=str(tiny_model_dir))
+    shared_memory_before = _shared_memory()
     running = Student(settings).start()
+    assert _shared_memory() - shared_memory_before  # vLLM's engine talks through shared memory
     assert running.server is not None
     tree = _process_tree(running.server.pid or -1)
     assert len(tree) >= 2  # the API server and its engine
     log_path = running.server.log_path
     running.close()
     _assert_all_gone(tree, timeout=5)
+    assert not _shared_memory() - shared_memory_before  # a graceful engine shutdown frees it
     assert "Application startup complete" in log_path.read_text()
     # vLLM's files stay inside mentee's home
     assert (session_home / "vllm" / "cache").is_dir()
