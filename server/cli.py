@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -184,14 +185,22 @@ def student_serve(ctx: typer.Context) -> None:
         try:
             while student.server is not None and student.server.running:
                 time.sleep(1)
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, SystemExit):
             _say("stopping")
             return
     raise MenteeError("the vLLM server exited; see its log in the home folder's logs/")
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main() -> None:
     """Console entry point: a mentee error prints one clear line and exits non-zero, never a traceback."""
+    # Ctrl-C and `kill` unwind normally, so the vLLM server is stopped on the way out. (A shell that starts us
+    # in the background hands SIGINT down as ignored, and Python then leaves it ignored: restore it.)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         app()
     except ConfigError as e:

@@ -112,6 +112,49 @@ class Settings(BaseSettings):
         default=900.0, gt=0, description="How long to wait for mentee's vLLM server to become healthy."
     )
 
+    memory_embedder: str = Field(
+        default="",
+        description=(
+            "Sentence-transformers model folder for the memory's embeddings; empty for the packaged "
+            "all-MiniLM-L6-v2. Changing it re-embeds the memory."
+        ),
+    )
+    chroma_url: str = Field(
+        default="",
+        description=(
+            "URL of a Chroma server (e.g. http://127.0.0.1:8001) shared by several processes; empty keeps the "
+            "memory in an embedded Chroma under the home folder (one process only)."
+        ),
+    )
+    memory_collection: str = Field(
+        default="mentee-memory",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{1,40}[A-Za-z0-9]$",
+        description="Name of the Chroma collection holding the memory (the embedder's id is appended).",
+    )
+    memory_namespace: str = Field(
+        default="default",
+        pattern=r"^[A-Za-z0-9._-]{1,64}$",
+        description="Namespace of remembered items, so one deployment keeps several tenants' memories apart.",
+    )
+    memory_max_distance: float = Field(
+        default=0.20,
+        gt=0,
+        le=2,
+        description=(
+            "Largest cosine distance at which a remembered question can answer a new one (it must also pass "
+            "verification). Measured on data/near-duplicate-pairs.jsonl: verified hits stop growing past 0.2."
+        ),
+    )
+    memory_duplicate_distance: float = Field(
+        default=0.05,
+        ge=0,
+        le=1,
+        description="Cosine distance under which a remembered (and verified-same) question is updated, not added.",
+    )
+    memory_candidates: int = Field(
+        default=5, ge=1, le=100, description="Nearest remembered questions checked for a verified hit."
+    )
+
     @field_validator("home", mode="after")
     @classmethod
     def _expand_home(cls, value: Path) -> Path:
@@ -126,7 +169,7 @@ class Settings(BaseSettings):
             raise ValueError(msg)
         return str(Path(value).expanduser().absolute()) if looks_like_path else value
 
-    @field_validator("student_url", mode="after")
+    @field_validator("student_url", "chroma_url", mode="after")
     @classmethod
     def _check_url(cls, value: str) -> str:
         if value and not value.startswith(("http://", "https://")):

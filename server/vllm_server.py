@@ -124,7 +124,11 @@ class VLLMServer:
         return env
 
     def start(self) -> Self:
-        """Start the server and wait until it answers ``/health``; raise :class:`StudentError` if it can't."""
+        """Start the server and wait until it answers ``/health``; raise :class:`StudentError` if it can't.
+
+        The kernel's parent-death signal fires when the *thread* that started the server ends, so start it
+        from a thread that lives as long as the server should (the main thread, or a service's own thread).
+        """
         if self._process is not None:
             return self
         self.settings.logs_dir.mkdir(parents=True, exist_ok=True)

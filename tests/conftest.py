@@ -43,3 +43,10 @@ def tiny_lora_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
 def session_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A mentee home shared by the slow tests of a session (so vLLM's compile caches are reused)."""
     yield tmp_path_factory.mktemp("mentee-session-home")
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    from mentee.memory.embedder import SentenceTransformerEmbedder
+
+    return SentenceTransformerEmbedder()

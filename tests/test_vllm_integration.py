@@ -119,7 +119,13 @@ def test_stop_leaves_no_process(tiny_model_dir: Path, session_home: Path) -> Non
 
 def _start_serve(env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
     process = subprocess.Popen(
-        [MENTEE, "student", "serve"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env
+        [MENTEE, "student", "serve"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+        # As a shell's background job gets it: SIGINT ignored. Ctrl-C must still stop mentee and its vLLM.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )
     assert process.stdout is not None
     line = process.stdout.readline()
@@ -127,7 +133,7 @@ def _start_serve(env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
     return process, line.split("served at ")[1].split()[0]
 
 
-@pytest.mark.parametrize("how", ["ctrl-c", "parent-killed"])
+@pytest.mark.parametrize("how", ["ctrl-c", "terminated", "parent-killed"])
 def test_serve_stops_vllm_on_ctrl_c_and_when_killed(how: str, tiny_chat_model_dir: Path, session_home: Path) -> None:
     env = {**os.environ, "MENTEE_HOME": str(session_home), "MENTEE_STUDENT_MODEL": str(tiny_chat_model_dir)}
     process, url = _start_serve(env)
@@ -139,8 +145,8 @@ def test_serve_stops_vllm_on_ctrl_c_and_when_killed(how: str, tiny_chat_model_di
         with Student(settings) as remote:
             assert remote.prompt_format.name == "chat"
             assert remote.generate(QUESTION, max_tokens=4).tokens
-        if how == "ctrl-c":
-            process.send_signal(signal.SIGINT)
+        if how in {"ctrl-c", "terminated"}:
+            process.send_signal(signal.SIGINT if how == "ctrl-c" else signal.SIGTERM)
             assert process.wait(timeout=60) == 0
         else:
             process.kill()  # no chance to clean up: the kernel's parent-death signal must stop vLLM

