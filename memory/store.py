@@ -91,9 +91,11 @@ class Memory:
         self.location = str(path) if path is not None else url
         self._client = _connect(path, url)
         self._write_lock = threading.RLock()
-        self._served_pending: dict[str, int] = {}
-        self.collection_name = _collection_name(collection, self.embedder.id)
-        self._collection = self._open_collection(collection)
+        self._served_pending: dict[tuple[str, str], int] = {}
+        self.base = collection
+        self._collections: dict[str, Collection] = {}
+        self._migrate_from_other_embedders()
+        self.collection_name = self._collection(self.namespace).name
 
     @classmethod
     def from_settings(cls, settings: Settings, *, embedder: Embedder | None = None) -> Memory:
@@ -198,7 +200,7 @@ class Memory:
             for start in range(0, len(batch), _PAGE):
                 page = batch[start : start + _PAGE]
                 self._call(
-                    self._collection.upsert,
+                    self._collection(namespace).upsert,
                     ids=[r.id for r in page],
                     embeddings=self.embedder.embed([r.question for r in page]),
                     documents=[r.question for r in page],
@@ -214,10 +216,12 @@ class Memory:
         source: str | None = None,
         trust: Trust | None = None,
         expires_at: float | None = None,
+        namespace: str | None = None,
     ) -> MemoryRecord:
-        """Change a record's answer, source, trust or expiry. A changed answer must be learned again."""
+        """Change a record's answer, source, trust or expiry (0 removes it). A changed answer must be learned
+        again."""
         with self._write_lock:
-            record = self._require(record_id_)
+            record = self._require(record_id_, namespace)
             changes: dict[str, Any] = {"updated_at": self.clock()}
             if answer is not None:
                 changes["answer"] = check_text("answer", answer, MAX_ANSWER_CHARS)
@@ -233,40 +237,39 @@ class Memory:
             self._write(updated, question=record.question)
             return updated
 
-    def invalidate(self, record_id_: str) -> MemoryRecord:
+    def invalidate(self, record_id_: str, *, namespace: str | None = None) -> MemoryRecord:
         """Keep the record for inspection, but never serve it or train on it again."""
         with self._write_lock:
-            record = self._require(record_id_).evolve(invalidated=True, updated_at=self.clock())
+            record = self._require(record_id_, namespace).evolve(invalidated=True, updated_at=self.clock())
             self._write(record, question=record.question)
             return record
 
-    def delete(self, record_id_: str) -> bool:
+    def delete(self, record_id_: str, *, namespace: str | None = None) -> bool:
         """Remove a record; ``False`` if there was none."""
         with self._write_lock:
-            if self._stored(record_id_) is None:
+            if self._stored(record_id_, namespace) is None:
                 return False
-            self._served_pending.pop(record_id_, None)
-            self._call(self._collection.delete, ids=[record_id_])
+            self._served_pending.pop((check_namespace(namespace or self.namespace), record_id_), None)
+            self._call(self._collection(namespace).delete, ids=[record_id_])
             return True
 
-    def expire(self) -> int:
+    def expire(self, *, namespace: str | None = None) -> int:
         """Delete every record whose expiry has passed; the number deleted."""
         now = self.clock()
+        passed = {"$and": [{"expires_at": {"$gt": 0.0}}, {"expires_at": {"$lte": now}}]}
         with self._write_lock:
-            expired = [
-                r.id for r in self._iter(where={"$and": [{"expires_at": {"$gt": 0.0}}, {"expires_at": {"$lte": now}}]})
-            ]
+            expired = [r.id for r in self._iter(namespace=namespace, where=passed)]
             for start in range(0, len(expired), _PAGE):
-                self._call(self._collection.delete, ids=expired[start : start + _PAGE])
+                self._call(self._collection(namespace).delete, ids=expired[start : start + _PAGE])
             return len(expired)
 
-    def mark_learned(self, ids: Sequence[str], adapter: str) -> int:
+    def mark_learned(self, ids: Sequence[str], adapter: str, *, namespace: str | None = None) -> int:
         """Record that adapter ``adapter`` learned these records; the number marked."""
         adapter = check_text("adapter", adapter, MAX_SOURCE_CHARS)
         marked = 0
         with self._write_lock:
             for rid in ids:
-                record = self._stored(rid)
+                record = self._stored(rid, namespace)
                 if record is not None:
                     self._write(record.evolve(learned_by=adapter), question=record.question)
                     marked += 1
@@ -287,7 +290,7 @@ class Memory:
         if not hits:
             return None
         best = min(hits, key=lambda h: (-TRUST_LEVELS[h.record.trust], h.distance))
-        self._count_served(best.record.id)
+        self._count_served(best.record)
         return best
 
     def search(self, text: str, *, namespace: str | None = None, k: int = 10) -> list[Hit]:
@@ -295,10 +298,12 @@ class Memory:
         text = check_text("search text", text, MAX_QUESTION_CHARS)
         return self._nearest(text, namespace, None, k, live_only=True)
 
-    def get(self, record_id_: str) -> MemoryRecord | None:
+    def get(self, record_id_: str, *, namespace: str | None = None) -> MemoryRecord | None:
         """The record with this id, or ``None``."""
-        record = self._stored(record_id_)
-        return record.evolve(served=record.served + self._served_pending.get(record.id, 0)) if record else None
+        record = self._stored(record_id_, namespace)
+        if record is None:
+            return None
+        return record.evolve(served=record.served + self._served_pending.get((record.namespace, record.id), 0))
 
     def list(
         self,
@@ -366,8 +371,8 @@ class Memory:
         """Write pending served-counts (kept in memory so a hit costs no write)."""
         with self._write_lock:
             pending, self._served_pending = self._served_pending, {}
-            for rid, extra in pending.items():
-                record = self._stored(rid)
+            for (namespace, rid), extra in pending.items():
+                record = self._stored(rid, namespace)
                 if record is not None:
                     self._write(record.evolve(served=record.served + extra), question=record.question)
 
@@ -387,26 +392,40 @@ class Memory:
     ) -> list[Hit]:
         vector = list(embedding) if embedding is not None else self.embedder.embed_one(question)
         now = self.clock()
-        where = _where(namespace=check_namespace(namespace or self.namespace), live_at=now if live_only else None)
+        collection = self._collection(namespace)
+        # No metadata filter on the fast path (a filter costs Chroma a scan); dead records are dropped here,
+        # and only if they crowded out live ones is the query repeated with the filter.
+        hits = self._query(collection, question, vector, k, where=None)
+        if live_only:
+            live = [h for h in hits if h.record.live(now)]
+            if len(live) < len(hits):
+                live = self._query(collection, question, vector, k, where=_live_at(now))
+            hits = [h for h in live if h.record.live(now)]
+        return hits
+
+    def _query(
+        self, collection: Collection, question: str, vector: list[float], k: int, where: dict[str, Any] | None
+    ) -> list[Hit]:
         result = self._call(
-            self._collection.query,
+            collection.query,
             query_embeddings=[vector],
             n_results=k,
             where=where,
             include=["documents", "metadatas", "distances"],
         )
-        hits = []
-        for rid, document, metadata, distance in zip(
-            result["ids"][0], result["documents"][0], result["metadatas"][0], result["distances"][0], strict=True
-        ):
-            record = MemoryRecord.from_chroma(rid, document, metadata)
-            if live_only and not record.live(now):
-                continue
-            hits.append(Hit(record=record, distance=float(distance), verdict=verify(question, record.question)))
-        return hits
+        return [
+            Hit(
+                record=MemoryRecord.from_chroma(rid, document, metadata),
+                distance=float(distance),
+                verdict=verify(question, document),
+            )
+            for rid, document, metadata, distance in zip(
+                result["ids"][0], result["documents"][0], result["metadatas"][0], result["distances"][0], strict=True
+            )
+        ]
 
     def _duplicate_of(self, question: str, embedding: list[float], namespace: str) -> MemoryRecord | None:
-        exact = self._stored(record_id(namespace, question))
+        exact = self._stored(record_id(namespace, question), namespace)
         if exact is not None:
             return exact
         for hit in self._nearest(question, namespace, embedding, 3, live_only=False):
@@ -417,76 +436,83 @@ class Memory:
     def _write(
         self, record: MemoryRecord, *, question: str | None = None, embedding: list[float] | None = None
     ) -> None:
+        collection = self._collection(record.namespace)
         if embedding is None:
-            self._call(self._collection.update, ids=[record.id], metadatas=[record.to_metadata()])
+            self._call(collection.update, ids=[record.id], metadatas=[record.to_metadata()])
             return
         self._call(
-            self._collection.upsert,
+            collection.upsert,
             ids=[record.id],
             embeddings=[embedding],
             documents=[question or record.question],
             metadatas=[record.to_metadata()],
         )
 
-    def _count_served(self, rid: str) -> None:
+    def _count_served(self, record: MemoryRecord) -> None:
+        key = (record.namespace, record.id)
         with self._write_lock:
-            self._served_pending[rid] = self._served_pending.get(rid, 0) + 1
+            self._served_pending[key] = self._served_pending.get(key, 0) + 1
             pending = sum(self._served_pending.values())
         if pending >= _FLUSH_SERVED_EVERY:
             self.flush()
 
-    def _stored(self, rid: str) -> MemoryRecord | None:
+    def _stored(self, rid: str, namespace: str | None = None) -> MemoryRecord | None:
         """The record as stored (served-counts not yet flushed left out): what writes start from."""
-        result = self._call(self._collection.get, ids=[rid], include=["documents", "metadatas"])
+        result = self._call(self._collection(namespace).get, ids=[rid], include=["documents", "metadatas"])
         if not result["ids"]:
             return None
         return MemoryRecord.from_chroma(result["ids"][0], result["documents"][0], result["metadatas"][0])
 
-    def _require(self, rid: str) -> MemoryRecord:
-        record = self._stored(rid)
+    def _require(self, rid: str, namespace: str | None) -> MemoryRecord:
+        record = self._stored(rid, namespace)
         if record is None:
             msg = f"no remembered item has id {rid!r}"
             raise RecordNotFoundError(msg)
         return record
 
     def _iter(self, *, namespace: str | None = None, where: dict[str, Any] | None = None) -> Iterator[MemoryRecord]:
-        conditions = [{"namespace": check_namespace(namespace or self.namespace)}]
-        if where:
-            conditions.append(where)
+        collection = self._collection(namespace)
         offset = 0
         while True:
             page = self._call(
-                self._collection.get,
-                where=_all_of(conditions),
-                limit=_PAGE,
-                offset=offset,
-                include=["documents", "metadatas"],
+                collection.get, where=where, limit=_PAGE, offset=offset, include=["documents", "metadatas"]
             )
             for rid, document, metadata in zip(page["ids"], page["documents"], page["metadatas"], strict=True):
                 record = MemoryRecord.from_chroma(rid, document, metadata)
-                yield record.evolve(served=record.served + self._served_pending.get(rid, 0))
+                yield record.evolve(served=record.served + self._served_pending.get((record.namespace, rid), 0))
             if len(page["ids"]) < _PAGE:
                 return
             offset += _PAGE
 
-    def _open_collection(self, base: str) -> Collection:
-        collection = self._call(
-            self._client.get_or_create_collection,
-            name=self.collection_name,
-            configuration={"hnsw": {"space": "cosine"}},
-            metadata={"embedder": self.embedder.id, "dimension": self.embedder.dimension},
-            embedding_function=None,
-        )
-        if collection.count() == 0:
-            self._migrate_from_other_embedders(base, collection)
+    def _collection(self, namespace: str | None) -> Collection:
+        """The namespace's collection for this embedder (one per namespace: no filter needed to keep them apart)."""
+        namespace = check_namespace(namespace or self.namespace)
+        collection = self._collections.get(namespace)
+        if collection is None:
+            collection = self._call(
+                self._client.get_or_create_collection,
+                name=_collection_name(self.base, namespace, self.embedder.id),
+                configuration={"hnsw": {"space": "cosine"}},
+                metadata={
+                    "mentee_memory": self.base,
+                    "namespace": namespace,
+                    "embedder": self.embedder.id,
+                    "dimension": self.embedder.dimension,
+                },
+                embedding_function=None,
+            )
+            self._collections[namespace] = collection
         return collection
 
-    def _migrate_from_other_embedders(self, base: str, target: Collection) -> None:
-        """Re-embed a memory written with another embedder into this embedder's collection, then drop the old."""
+    def _migrate_from_other_embedders(self) -> None:
+        """Re-embed memories written with another embedder into this embedder's collections, then drop the old
+        ones: vectors of two models never mix."""
         for other in self._call(self._client.list_collections):
-            if other.name == self.collection_name or not other.name.startswith(f"{base}-"):
+            metadata = other.metadata or {}
+            if metadata.get("mentee_memory") != self.base or metadata.get("embedder") == self.embedder.id:
                 continue
             old = self._client.get_collection(other.name, embedding_function=None)
+            target = self._collection(str(metadata.get("namespace", self.namespace)))
             moved = 0
             offset = 0
             while True:
@@ -503,12 +529,9 @@ class Memory:
                     break
                 offset += _PAGE
             logger.warning(
-                "re-embedded %d records from %s (embedder %s) with %s",
-                moved,
-                other.name,
-                (other.metadata or {}).get("embedder"),
+                "re-embedded %d records of %s (embedder %s) with %s", moved, other.name, metadata.get("embedder"),
                 self.embedder.id,
-            )
+            )  # fmt: skip
             self._client.delete_collection(other.name)
 
     def _call(self, method: Callable[..., Any], /, **kwargs: Any) -> Any:
@@ -543,17 +566,9 @@ def _connect(path: str | Path | None, url: str) -> ClientAPI:
         raise MemoryStoreError(msg) from e
 
 
-def _collection_name(base: str, embedder_id: str) -> str:
-    return f"{base}-{hashlib.sha256(embedder_id.encode()).hexdigest()[:10]}"
+def _collection_name(base: str, namespace: str, embedder_id: str) -> str:
+    return f"{base}.{namespace}.{hashlib.sha256(embedder_id.encode()).hexdigest()[:10]}"
 
 
-def _where(*, namespace: str, live_at: float | None) -> dict[str, Any]:
-    conditions: list[dict[str, Any]] = [{"namespace": namespace}]
-    if live_at is not None:
-        conditions.append({"invalidated": False})
-        conditions.append({"$or": [{"expires_at": 0.0}, {"expires_at": {"$gt": live_at}}]})
-    return _all_of(conditions)
-
-
-def _all_of(conditions: list[dict[str, Any]]) -> dict[str, Any]:
-    return conditions[0] if len(conditions) == 1 else {"$and": conditions}
+def _live_at(now: float) -> dict[str, Any]:
+    return {"$and": [{"invalidated": False}, {"$or": [{"expires_at": 0.0}, {"expires_at": {"$gt": now}}]}]}
