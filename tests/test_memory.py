@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -282,3 +284,18 @@ def test_from_settings_uses_the_home_folder(_isolated_environment: Path, embedde
     memory.remember("Who wrote Hamlet?", "Shakespeare", source="teacher:a")
     assert (_isolated_environment / "memory").is_dir()
     assert memory.count(namespace="tenant-1") == 1
+
+
+def test_memory_survives_a_process_restart(tmp_path: Path, embedder: Embedder) -> None:
+    # Another process remembers and exits (no close(), as after a crash); this one finds the answer.
+    code = (
+        "import sys\n"
+        "from mentee.memory.store import Memory\n"
+        "memory = Memory(path=sys.argv[1])\n"
+        "memory.remember('Who painted the Mona Lisa?', 'Leonardo da Vinci', source='teacher:a')\n"
+        "import os; os._exit(0)\n"
+    )
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "m")], check=True, timeout=300)
+    hit = Memory(path=tmp_path / "m", embedder=embedder).recall("who painted the mona lisa")
+    assert hit is not None
+    assert hit.record.answer == "Leonardo da Vinci"
