@@ -155,6 +155,40 @@ class Settings(BaseSettings):
         default=5, ge=1, le=100, description="Nearest remembered questions checked for a verified hit."
     )
 
+    teacher_url: str = Field(
+        default="",
+        description="Base URL of an OpenAI-compatible teacher (OpenAI, a vLLM or Ollama server, …).",
+    )
+    teacher_model: str = Field(default="", description="The teacher's model name at teacher_url.")
+    teacher_api_key: SecretStr | None = Field(default=None, description="API key of the teacher at teacher_url.")
+    teacher_langchain: str = Field(
+        default="",
+        description="A LangChain chat model as teacher, by import path 'package.module:attribute' (object or factory).",
+    )
+    teacher_qa_file: str = Field(
+        default="",
+        description="A QA file (JSON Lines: question, answers) for the offline reference teacher.",
+    )
+    teacher_timeout_s: float = Field(default=30.0, gt=0, le=600, description="Timeout of one teacher call.")
+    teacher_max_tokens: int = Field(default=256, ge=1, le=32768, description="Most tokens a teacher answer may use.")
+    teacher_retries: int = Field(
+        default=2, ge=0, le=10, description="Retries (with exponential backoff) after a teacher transport failure."
+    )
+    teacher_breaker_failures: int = Field(
+        default=5, ge=1, le=1000, description="Consecutive teacher failures that open the circuit breaker."
+    )
+    teacher_breaker_reset_s: float = Field(
+        default=60.0, gt=0, le=86400, description="How long an open circuit breaker keeps the teacher unasked."
+    )
+    teacher_daily_calls: int = Field(default=0, ge=0, description="Teacher calls allowed per UTC day; 0: no cap.")
+    teacher_daily_tokens: int = Field(default=0, ge=0, description="Teacher tokens allowed per UTC day; 0: no cap.")
+    teacher_price_in_per_mtok: float = Field(
+        default=0.0, ge=0, description="Price of a million teacher input tokens, for the cost ledger."
+    )
+    teacher_price_out_per_mtok: float = Field(
+        default=0.0, ge=0, description="Price of a million teacher output tokens, for the cost ledger."
+    )
+
     @field_validator("home", mode="after")
     @classmethod
     def _expand_home(cls, value: Path) -> Path:
@@ -169,7 +203,7 @@ class Settings(BaseSettings):
             raise ValueError(msg)
         return str(Path(value).expanduser().absolute()) if looks_like_path else value
 
-    @field_validator("student_url", "chroma_url", mode="after")
+    @field_validator("student_url", "chroma_url", "teacher_url", mode="after")
     @classmethod
     def _check_url(cls, value: str) -> str:
         if value and not value.startswith(("http://", "https://")):

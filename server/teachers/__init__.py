@@ -1,0 +1,88 @@
+"""Teacher backends (one per file) behind one base, and the factory that picks one from the settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mentee.server.errors import ConfigError
+from mentee.server.teachers.base import (
+    GuardedTeacher,
+    Ledger,
+    TaughtItem,
+    Teacher,
+    TeacherAnswer,
+    TeacherBudgetError,
+    TeacherError,
+    TeacherLimits,
+    TeacherUnavailableError,
+    unusable_reason,
+)
+
+if TYPE_CHECKING:
+    from mentee.memory.embedder import Embedder
+    from mentee.server.config import Settings
+
+__all__ = [
+    "GuardedTeacher",
+    "Ledger",
+    "TaughtItem",
+    "Teacher",
+    "TeacherAnswer",
+    "TeacherBudgetError",
+    "TeacherError",
+    "TeacherLimits",
+    "TeacherUnavailableError",
+    "make_teacher",
+    "unusable_reason",
+]
+
+
+def make_teacher(
+    settings: Settings, *, chat_model: Any = None, embedder: Embedder | None = None
+) -> GuardedTeacher | None:
+    """The configured teacher, guarded; ``None`` when no teacher is configured.
+
+    Precedence: a LangChain chat model passed in code, ``teacher_langchain``, ``teacher_url``, ``teacher_qa_file``.
+    """
+    inner: Teacher
+    if chat_model is not None or settings.teacher_langchain:
+        from mentee.server.teachers.langchain_model import LangChainTeacher
+
+        inner = LangChainTeacher(chat_model if chat_model is not None else settings.teacher_langchain)
+    elif settings.teacher_url:
+        from mentee.server.teachers.openai_compatible import OpenAICompatibleTeacher
+
+        if not settings.teacher_model:
+            msg = f"teacher_url is set ({settings.teacher_url}) but teacher_model is empty (MENTEE_TEACHER_MODEL)"
+            raise ConfigError(msg)
+        key = settings.teacher_api_key.get_secret_value() if settings.teacher_api_key else None
+        inner = OpenAICompatibleTeacher(
+            settings.teacher_url,
+            settings.teacher_model,
+            api_key=key,
+            timeout_s=settings.teacher_timeout_s,
+            max_tokens=settings.teacher_max_tokens,
+        )
+    elif settings.teacher_qa_file:
+        from mentee.memory.embedder import SentenceTransformerEmbedder
+        from mentee.server.teachers.reference import ReferenceTeacher
+
+        inner = ReferenceTeacher(
+            Path(settings.teacher_qa_file),
+            embedder or SentenceTransformerEmbedder(settings.memory_embedder),
+            cache_dir=settings.home / "teachers",
+            max_distance=settings.memory_max_distance,
+        )
+    else:
+        return None
+    limits = TeacherLimits(
+        retries=settings.teacher_retries,
+        breaker_failures=settings.teacher_breaker_failures,
+        breaker_reset_s=settings.teacher_breaker_reset_s,
+        daily_calls=settings.teacher_daily_calls,
+        daily_tokens=settings.teacher_daily_tokens,
+        price_in_per_mtok=settings.teacher_price_in_per_mtok,
+        price_out_per_mtok=settings.teacher_price_out_per_mtok,
+    )
+    return GuardedTeacher(inner, limits)

@@ -1,0 +1,269 @@
+"""The teacher: a bigger model asked when the student is unsure. One base, one backend per file.
+
+:class:`GuardedTeacher` wraps any backend with what a production caller needs: retries with backoff on
+transport failures, a circuit breaker, a daily budget (calls and tokens), a cost ledger, and the check that a
+refusal, an empty or an error answer is flagged as unusable (the router never remembers those).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from mentee.server.errors import MenteeError
+from mentee.server.prompting import ChatMessage
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You are a knowledgeable teacher. Answer the user's question with a short, factual answer: a name, a date, a "
+    "number or a short phrase, without explanation. If you do not know, say exactly: I don't know."
+)
+_REFUSALS = re.compile(
+    r"^\s*(i\s+(do\s+not|don'?t)\s+know|i'?m\s+not\s+sure|i\s+am\s+not\s+sure|i\s+(can'?t|cannot|am\s+unable|'?m\s+unable)"
+    r"|sorry|i'?m\s+sorry|as\s+an\s+ai|unknown\b|no\s+answer|error\b|traceback|n/?a\s*$)",
+    re.IGNORECASE,
+)
+
+
+class TeacherError(MenteeError):
+    """The teacher could not give an answer (down, timed out, circuit open, over budget)."""
+
+
+class TeacherUnavailableError(TeacherError):
+    """A transport failure or timeout: worth retrying, and counted by the circuit breaker."""
+
+
+class TeacherBudgetError(TeacherError):
+    """Today's budget of teacher calls or tokens is spent."""
+
+
+@dataclass(frozen=True)
+class TaughtItem:
+    """A remembered answer sent along as context, so the teacher stays consistent with this deployment."""
+
+    question: str
+    answer: str
+    trust: str = "teacher"
+
+
+@dataclass(frozen=True)
+class TeacherAnswer:
+    """What the teacher said, what it cost, and whether it may be remembered."""
+
+    text: str
+    model: str
+    tokens_in: int = 0
+    tokens_out: int = 0
+    seconds: float = 0.0
+    cost: float = 0.0
+    unusable: str | None = None  # why it must not be remembered (refusal, empty, error), or None
+
+    @property
+    def usable(self) -> bool:
+        return self.unusable is None
+
+
+class Teacher(ABC):
+    """A source of answers better than the student's."""
+
+    name: str
+
+    @abstractmethod
+    def ask(self, messages: Sequence[ChatMessage], *, context: Sequence[TaughtItem] = ()) -> TeacherAnswer:
+        """Answer the conversation's last user message. Raise :class:`TeacherUnavailableError` on transport
+        failures and timeouts, so the caller can retry."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
+
+
+def unusable_reason(text: str) -> str | None:
+    """Why an answer must not be remembered (empty, a refusal, an error message), or ``None``."""
+    stripped = text.strip()
+    if not stripped:
+        return "empty answer"
+    if _REFUSALS.match(stripped):
+        return f"refusal or error: {stripped[:60]!r}"
+    return None
+
+
+def system_prompt_with_context(system_prompt: str, context: Sequence[TaughtItem]) -> str:
+    """The system prompt plus what this deployment was taught that is relevant (people's corrections first)."""
+    if not context:
+        return system_prompt
+    ordered = sorted(context, key=lambda item: item.trust != "human")
+    lines = [
+        f"- Q: {item.question} A: {item.answer}" + (" (verified by a person)" if item.trust == "human" else "")
+        for item in ordered
+    ]
+    return (
+        f"{system_prompt}\n\nAnswers already given in this deployment; stay consistent with them, and treat those "
+        "verified by a person as correct:\n" + "\n".join(lines)
+    )
+
+
+@dataclass
+class LedgerEntry:
+    at: float
+    model: str
+    tokens_in: int
+    tokens_out: int
+    seconds: float
+    cost: float
+    outcome: str  # "answer", "unusable", "error"
+
+
+@dataclass
+class TeacherLimits:
+    """The guard's knobs (from the settings)."""
+
+    retries: int = 2
+    backoff_s: float = 0.5
+    breaker_failures: int = 5
+    breaker_reset_s: float = 60.0
+    daily_calls: int = 0  # 0: no cap
+    daily_tokens: int = 0
+    price_in_per_mtok: float = 0.0
+    price_out_per_mtok: float = 0.0
+
+
+@dataclass
+class _Day:
+    date: dt.date
+    calls: int = 0
+    tokens: int = 0
+
+
+@dataclass
+class Ledger:
+    """Every teacher call with its tokens, latency and cost, and the totals."""
+
+    entries: list[LedgerEntry] = field(default_factory=list)
+
+    def totals(self) -> dict[str, Any]:
+        answered = [e for e in self.entries if e.outcome != "error"]
+        return {
+            "calls": len(self.entries),
+            "errors": sum(1 for e in self.entries if e.outcome == "error"),
+            "unusable": sum(1 for e in self.entries if e.outcome == "unusable"),
+            "tokens_in": sum(e.tokens_in for e in self.entries),
+            "tokens_out": sum(e.tokens_out for e in self.entries),
+            "cost": round(sum(e.cost for e in self.entries), 6),
+            "mean_seconds": round(sum(e.seconds for e in answered) / len(answered), 3) if answered else None,
+        }
+
+
+class GuardedTeacher(Teacher):
+    """Retries, circuit breaker, daily budget, ledger and answer checks around any :class:`Teacher`."""
+
+    def __init__(
+        self, inner: Teacher, limits: TeacherLimits | None = None, *, clock: Callable[[], float] = time.time
+    ) -> None:
+        import pybreaker
+
+        self.inner = inner
+        self.name = inner.name
+        self.limits = limits or TeacherLimits()
+        self.clock = clock
+        self.ledger = Ledger()
+        self._lock = threading.Lock()
+        self._day = _Day(self._today())
+        self._breaker = pybreaker.CircuitBreaker(
+            fail_max=self.limits.breaker_failures,
+            reset_timeout=self.limits.breaker_reset_s,
+            exclude=[lambda e: not isinstance(e, TeacherUnavailableError)],
+            name=f"teacher:{inner.name}",
+        )
+
+    def ask(self, messages: Sequence[ChatMessage], *, context: Sequence[TaughtItem] = ()) -> TeacherAnswer:
+        import pybreaker
+        import tenacity
+
+        self._check_budget()
+        started = self.clock()
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(self.limits.retries + 1),
+            wait=tenacity.wait_exponential(multiplier=self.limits.backoff_s, max=8),
+            retry=tenacity.retry_if_exception_type(TeacherUnavailableError),
+            reraise=True,
+        )
+        try:
+            answer = retrying(self._breaker.call, self.inner.ask, messages, context=context)
+        except pybreaker.CircuitBreakerError as e:
+            self._record(self.name, 0, 0, self.clock() - started, "error")
+            msg = f"the teacher {self.name} is failing; not asking it for {self.limits.breaker_reset_s:.0f} s"
+            raise TeacherUnavailableError(msg) from e
+        except TeacherError:
+            self._record(self.name, 0, 0, self.clock() - started, "error")
+            raise
+        unusable = answer.unusable or unusable_reason(answer.text)
+        cost = (
+            answer.tokens_in * self.limits.price_in_per_mtok + answer.tokens_out * self.limits.price_out_per_mtok
+        ) / 1e6
+        self._record(
+            answer.model,
+            answer.tokens_in,
+            answer.tokens_out,
+            answer.seconds,
+            "unusable" if unusable else "answer",
+            cost,
+        )
+        return TeacherAnswer(
+            text=answer.text.strip(),
+            model=answer.model,
+            tokens_in=answer.tokens_in,
+            tokens_out=answer.tokens_out,
+            seconds=answer.seconds,
+            cost=cost,
+            unusable=unusable,
+        )
+
+    @property
+    def breaker_open(self) -> bool:
+        return self._breaker.current_state == "open"
+
+    def usage_today(self) -> dict[str, int]:
+        with self._lock:
+            self._roll_day()
+            return {"calls": self._day.calls, "tokens": self._day.tokens}
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def _check_budget(self) -> None:
+        limits = self.limits
+        with self._lock:
+            self._roll_day()
+            if limits.daily_calls and self._day.calls >= limits.daily_calls:
+                msg = f"today's budget of {limits.daily_calls} teacher calls is spent"
+                raise TeacherBudgetError(msg)
+            if limits.daily_tokens and self._day.tokens >= limits.daily_tokens:
+                msg = f"today's budget of {limits.daily_tokens} teacher tokens is spent"
+                raise TeacherBudgetError(msg)
+
+    def _record(
+        self, model: str, tokens_in: int, tokens_out: int, seconds: float, outcome: str, cost: float = 0.0
+    ) -> None:
+        with self._lock:
+            self._roll_day()
+            self._day.calls += 1
+            self._day.tokens += tokens_in + tokens_out
+            self.ledger.entries.append(
+                LedgerEntry(self.clock(), model, tokens_in, tokens_out, round(seconds, 4), cost, outcome)
+            )
+
+    def _roll_day(self) -> None:
+        today = self._today()
+        if today != self._day.date:
+            self._day = _Day(today)
+
+    def _today(self) -> dt.date:
+        return dt.datetime.fromtimestamp(self.clock(), tz=dt.UTC).date()

@@ -1,0 +1,124 @@
+"""The reference teacher: answers from a QA file (JSON Lines: ``question`` + ``answers``), the offline default.
+
+A question is matched to the file's questions with mentee's embedder and the memory's verification (so "the
+flag of Denmark" is not answered with the flag of Switzerland); with no verified match it says it does not
+know, which the guard flags as unusable. The file's embeddings are cached next to mentee's home.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mentee.server.errors import ConfigError
+from mentee.server.prompting import ChatMessage
+from mentee.server.teachers.base import TaughtItem, Teacher, TeacherAnswer
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from mentee.memory.embedder import Embedder
+
+logger = logging.getLogger(__name__)
+
+DONT_KNOW = "I don't know."
+
+
+def read_qa_file(path: Path) -> list[dict[str, Any]]:
+    """Rows with a non-empty ``question`` and a non-empty list of ``answers``; a clear error otherwise."""
+    if not path.is_file():
+        msg = f"QA file {str(path)!r} does not exist"
+        raise ConfigError(msg)
+    rows = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            msg = f"QA file {str(path)!r}, line {number}: not JSON ({e})"
+            raise ConfigError(msg) from e
+        answers = row.get("answers") if isinstance(row, dict) else None
+        if not isinstance(row, dict) or not isinstance(row.get("question"), str) or not answers:
+            msg = f"QA file {str(path)!r}, line {number}: needs a 'question' and a list of 'answers'"
+            raise ConfigError(msg)
+        rows.append({"question": row["question"], "answers": [str(a) for a in answers]})
+    if not rows:
+        msg = f"QA file {str(path)!r} has no questions"
+        raise ConfigError(msg)
+    return rows
+
+
+class ReferenceTeacher(Teacher):
+    """Knows exactly what a QA file knows."""
+
+    def __init__(
+        self, qa_file: str | Path, embedder: Embedder, *, cache_dir: Path | None = None, max_distance: float = 0.2
+    ) -> None:
+        self.path = Path(qa_file).expanduser()
+        self.rows = read_qa_file(self.path)
+        self.embedder = embedder
+        self.max_distance = max_distance
+        self.cache_dir = cache_dir
+        self.name = f"reference:{self.path.name}"
+        self._vectors: np.ndarray | None = None
+        self._lock = threading.Lock()
+
+    def ask(self, messages: Sequence[ChatMessage], *, context: Sequence[TaughtItem] = ()) -> TeacherAnswer:
+        from mentee.memory.verify import verify
+
+        started = time.monotonic()
+        question = next((m.content for m in reversed(messages) if m.role == "user"), "")
+        answer = DONT_KNOW
+        match = self.lookup(question)
+        if match is not None and verify(question, match["question"]).same:
+            answer = match["answers"][0]
+        return TeacherAnswer(
+            text=answer,
+            model=self.name,
+            tokens_in=len(question.split()),
+            tokens_out=len(answer.split()),
+            seconds=time.monotonic() - started,
+        )
+
+    def lookup(self, question: str) -> dict[str, Any] | None:
+        """The file's row nearest to ``question`` within ``max_distance``, or ``None``."""
+        import numpy as np
+
+        vectors = self._load_vectors()
+        query = np.asarray(self.embedder.embed_one(question), dtype=np.float32)
+        similarities = vectors @ query
+        best = int(np.argmax(similarities))
+        return self.rows[best] if 1.0 - float(similarities[best]) <= self.max_distance else None
+
+    def _load_vectors(self) -> np.ndarray:
+        import numpy as np
+
+        with self._lock:
+            if self._vectors is not None:
+                return self._vectors
+            cache = self._cache_path()
+            if cache is not None and cache.is_file():
+                self._vectors = np.load(cache)
+                return self._vectors
+            logger.info("embedding the %d questions of %s once", len(self.rows), self.path)
+            vectors = np.asarray(self.embedder.embed([r["question"] for r in self.rows]), dtype=np.float32)
+            if cache is not None:
+                cache.parent.mkdir(parents=True, exist_ok=True)
+                partial = cache.with_suffix(".tmp.npy")
+                np.save(partial, vectors)
+                partial.replace(cache)
+            self._vectors = vectors
+            return vectors
+
+    def _cache_path(self) -> Path | None:
+        if self.cache_dir is None:
+            return None
+        digest = hashlib.sha256(self.path.read_bytes() + self.embedder.id.encode()).hexdigest()[:16]
+        return self.cache_dir / f"reference-{digest}.npy"

@@ -1,0 +1,259 @@
+"""Teacher backends and the guard: a real OpenAI-compatible HTTP server, a LangChain chat model, a QA file."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+from langchain_core.language_models.fake_chat_models import FakeListChatModel
+
+from mentee.memory.embedder import Embedder
+from mentee.server.config import load_settings
+from mentee.server.errors import ConfigError
+from mentee.server.prompting import ChatMessage
+from mentee.server.teachers import (
+    GuardedTeacher,
+    TaughtItem,
+    TeacherBudgetError,
+    TeacherLimits,
+    TeacherUnavailableError,
+    make_teacher,
+    unusable_reason,
+)
+from mentee.server.teachers.base import system_prompt_with_context
+from mentee.server.teachers.langchain_model import LangChainTeacher
+from mentee.server.teachers.openai_compatible import OpenAICompatibleTeacher
+from mentee.server.teachers.reference import ReferenceTeacher
+
+QUESTION = [ChatMessage("user", "What is the capital of Peru?")]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    mode: ClassVar[str] = "ok"
+    answer: ClassVar[str] = "Lima"
+    received: ClassVar[list[dict[str, Any]]] = []
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        type(self).received.append(body)
+        if self.mode == "slow":
+            time.sleep(2)
+        if self.mode == "error":
+            self.send_response(500)
+            self.end_headers()
+            return
+        payload = {
+            "id": "x",
+            "object": "chat.completion",
+            "created": 0,
+            "model": body["model"],
+            "choices": [
+                {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": self.answer}}
+            ],
+            "usage": {"prompt_tokens": 40, "completion_tokens": 2, "total_tokens": 42},
+        }
+        data = json.dumps(payload).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def teacher_server() -> Iterator[tuple[str, type[_Handler]]]:
+    handler = type("Handler", (_Handler,), {"mode": "ok", "answer": "Lima", "received": []})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", handler
+    server.shutdown()
+    server.server_close()
+
+
+def guarded(url: str, **limits: Any) -> GuardedTeacher:
+    inner = OpenAICompatibleTeacher(url, "big-model", timeout_s=0.5)
+    return GuardedTeacher(inner, TeacherLimits(backoff_s=0.01, **limits))
+
+
+@pytest.mark.parametrize(
+    ("text", "unusable"),
+    [
+        ("Lima", False),
+        ("  ", True),
+        ("I don't know.", True),
+        ("I'm sorry, I cannot help with that.", True),
+        ("As an AI, I have no opinions.", True),
+        ("Error: model overloaded", True),
+        ("Sorrento", False),
+        ("Unknown Pleasures (an album)", True),
+    ],
+)
+def test_unusable_answers(text: str, unusable: bool) -> None:
+    assert (unusable_reason(text) is not None) is unusable
+
+
+def test_context_puts_peoples_corrections_first() -> None:
+    prompt = system_prompt_with_context("Be brief.", [TaughtItem("q1", "a1"), TaughtItem("q2", "a2", trust="human")])
+    assert prompt.startswith("Be brief.")
+    assert prompt.index("q2") < prompt.index("q1")
+    assert "A: a2 (verified by a person)" in prompt
+
+
+def test_openai_compatible_teacher_answers_and_is_billed(teacher_server: tuple[str, type[_Handler]]) -> None:
+    url, handler = teacher_server
+    teacher = guarded(url, price_in_per_mtok=1.0, price_out_per_mtok=10.0)
+    answer = teacher.ask(QUESTION, context=[TaughtItem("What is the capital of Chile?", "Santiago", "human")])
+    assert answer.text == "Lima"
+    assert answer.usable
+    assert (answer.tokens_in, answer.tokens_out) == (40, 2)
+    assert answer.cost == pytest.approx((40 * 1.0 + 2 * 10.0) / 1e6)
+    sent = handler.received[0]
+    assert sent["model"] == "big-model"
+    assert "Santiago (verified by a person)" in sent["messages"][0]["content"]
+    assert sent["messages"][-1] == {"role": "user", "content": "What is the capital of Peru?"}
+    totals = teacher.ledger.totals()
+    assert (totals["calls"], totals["tokens_in"], totals["tokens_out"]) == (1, 40, 2)
+
+
+def test_refusal_is_flagged_not_remembered(teacher_server: tuple[str, type[_Handler]]) -> None:
+    url, handler = teacher_server
+    handler.answer = "I don't know."
+    answer = guarded(url).ask(QUESTION)
+    assert not answer.usable
+    assert "refusal" in (answer.unusable or "")
+
+
+def test_slow_teacher_times_out_within_bounds(teacher_server: tuple[str, type[_Handler]]) -> None:
+    url, handler = teacher_server
+    handler.mode = "slow"
+    teacher = guarded(url, retries=1)
+    started = time.monotonic()
+    with pytest.raises(TeacherUnavailableError, match="unreachable or failing"):
+        teacher.ask(QUESTION)
+    assert time.monotonic() - started < 3  # two attempts of 0.5 s, not two of 2 s
+    assert len(handler.received) == 2
+    assert teacher.ledger.totals()["errors"] == 1
+
+
+def test_failing_teacher_opens_the_circuit(teacher_server: tuple[str, type[_Handler]]) -> None:
+    url, handler = teacher_server
+    handler.mode = "error"
+    teacher = guarded(url, retries=0, breaker_failures=3, breaker_reset_s=60)
+    for _ in range(3):
+        with pytest.raises(TeacherUnavailableError):
+            teacher.ask(QUESTION)
+    assert teacher.breaker_open
+    asked = len(handler.received)
+    with pytest.raises(TeacherUnavailableError, match="not asking it"):
+        teacher.ask(QUESTION)
+    assert len(handler.received) == asked  # the open circuit spared the teacher
+
+
+def test_teacher_down_is_unavailable() -> None:
+    with pytest.raises(TeacherUnavailableError):
+        guarded("http://127.0.0.1:9", retries=0).ask(QUESTION)
+
+
+def test_daily_budget(teacher_server: tuple[str, type[_Handler]]) -> None:
+    url, _ = teacher_server
+    now = [1_800_000_000.0]
+    teacher = GuardedTeacher(
+        OpenAICompatibleTeacher(url, "big-model"), TeacherLimits(daily_calls=2), clock=lambda: now[0]
+    )
+    teacher.ask(QUESTION)
+    teacher.ask(QUESTION)
+    with pytest.raises(TeacherBudgetError, match="2 teacher calls"):
+        teacher.ask(QUESTION)
+    now[0] += 86400  # a new UTC day
+    assert teacher.ask(QUESTION).text == "Lima"
+    tokens = GuardedTeacher(OpenAICompatibleTeacher(url, "big-model"), TeacherLimits(daily_tokens=50))
+    tokens.ask(QUESTION)  # 42 tokens
+    tokens.ask(QUESTION)  # 84: over now
+    with pytest.raises(TeacherBudgetError, match="50 teacher tokens"):
+        tokens.ask(QUESTION)
+
+
+fake_teacher_model = FakeListChatModel(responses=["Lima"])
+
+
+def make_fake_teacher_model() -> FakeListChatModel:
+    return FakeListChatModel(responses=["Bern"])
+
+
+def test_langchain_teacher_from_object_and_import_path() -> None:
+    assert LangChainTeacher(FakeListChatModel(responses=["Lima"])).ask(QUESTION).text == "Lima"
+    assert LangChainTeacher("tests.test_teachers:fake_teacher_model").ask(QUESTION).text == "Lima"
+    assert LangChainTeacher("tests.test_teachers:make_fake_teacher_model").ask(QUESTION).text == "Bern"
+    guarded_teacher = make_teacher(load_settings(), chat_model=FakeListChatModel(responses=["I'm not sure"]))
+    assert guarded_teacher is not None
+    assert not guarded_teacher.ask(QUESTION).usable
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("no_colon_here", "package.module:attribute"),
+        ("tests.nowhere:thing", "cannot be imported"),
+        ("tests.test_teachers:QUESTION", "not a LangChain chat model"),
+    ],
+)
+def test_bad_langchain_paths_are_named(path: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        LangChainTeacher(path)
+
+
+@pytest.fixture
+def qa_file(tmp_path: Path) -> Path:
+    path = tmp_path / "qa.jsonl"
+    rows = [
+        {"question": "What is the capital of Switzerland?", "answers": ["Bern", "Berne"]},
+        {"question": "who wrote the play hamlet", "answers": ["William Shakespeare"]},
+    ]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return path
+
+
+def test_reference_teacher_knows_what_the_file_knows(qa_file: Path, embedder: Embedder, tmp_path: Path) -> None:
+    teacher = ReferenceTeacher(qa_file, embedder, cache_dir=tmp_path / "cache")
+    assert teacher.ask([ChatMessage("user", "What's the capital city of Switzerland?")]).text == "Bern"
+    assert teacher.ask([ChatMessage("user", "Who wrote Hamlet?")]).text == "William Shakespeare"
+    assert teacher.ask([ChatMessage("user", "What is the capital of Denmark?")]).text == "I don't know."
+    assert len(list((tmp_path / "cache").glob("reference-*.npy"))) == 1
+    again = ReferenceTeacher(qa_file, embedder, cache_dir=tmp_path / "cache")
+    assert again.ask([ChatMessage("user", "who wrote hamlet")]).text == "William Shakespeare"
+
+
+def test_reference_teacher_through_settings(qa_file: Path, embedder: Embedder) -> None:
+    teacher = make_teacher(load_settings(teacher_qa_file=str(qa_file)), embedder=embedder)
+    assert teacher is not None
+    assert teacher.name == "reference:qa.jsonl"
+    assert not teacher.ask([ChatMessage("user", "What is the capital of Denmark?")]).usable
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [("", "has no questions"), ("{not json\n", "line 1: not JSON"), ('{"question": "q"}\n', "line 1: needs")],
+)
+def test_bad_qa_files_are_named(tmp_path: Path, embedder: Embedder, content: str, message: str) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text(content)
+    with pytest.raises(ConfigError, match=message):
+        ReferenceTeacher(path, embedder)
+    with pytest.raises(ConfigError, match="does not exist"):
+        ReferenceTeacher(tmp_path / "missing.jsonl", embedder)
+
+
+def test_factory_needs_a_model_with_a_url() -> None:
+    assert make_teacher(load_settings()) is None
+    with pytest.raises(ConfigError, match="teacher_model is empty"):
+        make_teacher(load_settings(teacher_url="http://127.0.0.1:9"))
