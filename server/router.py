@@ -1,0 +1,198 @@
+"""The router: every question goes to the cheapest source that is right.
+
+1. the memory, for a question that stands on its own and has a *verified* hit;
+2. the student, when its confidence (from its own token log-probabilities) reaches the threshold and no guard
+   trips (empty, cut off, runaway repetition);
+3. the teacher, whose usable answer is returned and remembered.
+
+Every decision is explained in the :class:`RoutedAnswer` (source, confidence, threshold, adapter, why).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal, Protocol
+
+from mentee.server.errors import MenteeError
+from mentee.server.prompting import ChatMessage
+from mentee.server.student import Generation, as_conversation
+from mentee.server.teachers.base import TaughtItem, TeacherError
+
+if TYPE_CHECKING:
+    from mentee.memory.store import Memory
+    from mentee.server.teachers.base import Teacher
+
+logger = logging.getLogger(__name__)
+
+Source = Literal["memory", "student", "teacher"]
+# The same 1-12 characters six times in a row, or one digit eight times: the "1000000…" runaways that look
+# very confident to the log-probabilities (DESIGN.md).
+_RUNAWAY = re.compile(r"(.{1,12}?)\1{5,}|(\d)\2{7,}", re.DOTALL)
+
+
+class StudentLike(Protocol):
+    def generate(self, messages: Sequence[ChatMessage] | str, *, adapter: str | None = None) -> Generation: ...
+
+
+class NoSourceError(MenteeError):
+    """No source could answer: the student was unsure or switched off, and the teacher is off or failing."""
+
+
+@dataclass(frozen=True)
+class Switches:
+    """Per request: which sources may be used, and whether a teacher's answer is remembered."""
+
+    memory: bool = True
+    teacher: bool = True
+    learn: bool = True
+
+
+@dataclass(frozen=True)
+class RoutedAnswer:
+    """The answer and how it was reached."""
+
+    text: str
+    source: Source
+    confidence: float | None
+    threshold: float
+    adapter: str | None = None
+    memory_id: str | None = None
+    distance: float | None = None
+    reasons: tuple[str, ...] = field(default_factory=tuple)  # why cheaper sources were passed over
+    low_confidence: bool = False  # the student's answer, given because the teacher could not be asked
+    seconds: float = 0.0
+    tokens_in: int = 0
+    tokens_out: int = 0
+
+
+def guard_problems(generation: Generation) -> list[str]:
+    """What is wrong with a student answer regardless of its confidence."""
+    problems = []
+    if not generation.text.strip():
+        problems.append("empty answer")
+    if generation.truncated:
+        problems.append("answer cut off at the token limit")
+    if _RUNAWAY.search(generation.text):
+        problems.append("runaway repetition")
+    return problems
+
+
+def stands_alone(messages: Sequence[ChatMessage]) -> bool:
+    """Whether the last question can be answered without the conversation before it (then memory may answer)."""
+    return sum(1 for m in messages if m.role != "system") == 1
+
+
+class Router:
+    """Memory, then the student, then the teacher; remembers what the teacher taught."""
+
+    def __init__(
+        self,
+        student: StudentLike,
+        *,
+        memory: Memory | None = None,
+        teacher: Teacher | None = None,
+        threshold: float = 0.5,
+        adapter: str | None = None,
+        strict: bool = False,
+        context_items: int = 3,
+    ) -> None:
+        self.student = student
+        self.memory = memory
+        self.teacher = teacher
+        self.threshold = threshold
+        self.adapter = adapter
+        self.strict = strict
+        self.context_items = context_items
+
+    def answer(self, messages: Sequence[ChatMessage] | str, switches: Switches | None = None) -> RoutedAnswer:
+        """Route one user turn (the last message of ``messages``)."""
+        switches = switches or Switches()
+        conversation = as_conversation(messages)
+        question = conversation[-1].content
+        started = time.monotonic()
+        reasons: list[str] = []
+
+        if self.memory is not None and switches.memory:
+            if stands_alone(conversation):
+                hit = self.memory.recall(question)
+                if hit is not None:
+                    return RoutedAnswer(
+                        text=hit.record.answer,
+                        source="memory",
+                        confidence=1.0 - hit.distance,
+                        threshold=self.threshold,
+                        adapter=self.adapter,
+                        memory_id=hit.record.id,
+                        distance=hit.distance,
+                        seconds=time.monotonic() - started,
+                    )
+                reasons.append("no verified memory hit")
+            else:
+                reasons.append("a follow-up: memory answers only questions that stand alone")
+
+        generation = self.student.generate(conversation, adapter=self.adapter)
+        problems = guard_problems(generation)
+        confidence = generation.confidence
+        if not problems and confidence >= self.threshold:
+            return self._from_student(generation, reasons, started)
+        reasons += problems or [f"student confidence {confidence:.3f} below {self.threshold:.3f}"]
+
+        if self.teacher is None or not switches.teacher:
+            reasons.append("teacher off")
+            return self._fallback(generation, reasons, started)
+        try:
+            taught = self.teacher.ask(conversation, context=self._context(question))
+        except TeacherError as e:
+            reasons.append(f"teacher failed: {e}")
+            return self._fallback(generation, reasons, started)
+        if not taught.usable:
+            reasons.append(f"teacher answer unusable: {taught.unusable}")
+            return self._fallback(generation, reasons, started)
+        memory_id = None
+        if self.memory is not None and switches.learn and stands_alone(conversation):
+            memory_id = self.memory.remember(question, taught.text, source=self.teacher.name).id
+        return RoutedAnswer(
+            text=taught.text,
+            source="teacher",
+            confidence=confidence,
+            threshold=self.threshold,
+            adapter=self.adapter,
+            memory_id=memory_id,
+            reasons=tuple(reasons),
+            seconds=time.monotonic() - started,
+            tokens_in=taught.tokens_in,
+            tokens_out=taught.tokens_out,
+        )
+
+    def _context(self, question: str) -> list[TaughtItem]:
+        if self.memory is None or self.context_items == 0:
+            return []
+        return [
+            TaughtItem(hit.record.question, hit.record.answer, hit.record.trust)
+            for hit in self.memory.search(question, k=self.context_items)
+            if hit.distance <= 0.5
+        ]
+
+    def _from_student(self, generation: Generation, reasons: list[str], started: float) -> RoutedAnswer:
+        return RoutedAnswer(
+            text=generation.text,
+            source="student",
+            confidence=generation.confidence,
+            threshold=self.threshold,
+            adapter=self.adapter,
+            reasons=tuple(reasons),
+            seconds=time.monotonic() - started,
+            tokens_in=generation.prompt_tokens,
+            tokens_out=generation.completion_tokens,
+        )
+
+    def _fallback(self, generation: Generation, reasons: list[str], started: float) -> RoutedAnswer:
+        """The student's own answer, flagged, when the teacher cannot help; an error in strict mode."""
+        if self.strict or not generation.text.strip():
+            raise NoSourceError("; ".join(reasons))
+        answer = self._from_student(generation, reasons, started)
+        return RoutedAnswer(**{**answer.__dict__, "low_confidence": True})

@@ -1,0 +1,157 @@
+"""The router's decisions, with a scripted student, the real memory, and LangChain chat models as teachers."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+from langchain_core.language_models.fake_chat_models import FakeListChatModel
+
+from mentee.memory.embedder import Embedder
+from mentee.memory.store import Memory
+from mentee.server.prompting import ChatMessage
+from mentee.server.router import NoSourceError, Router, Switches, guard_problems
+from mentee.server.student import Generation, TokenLogprob
+from mentee.server.teachers import GuardedTeacher, TaughtItem, Teacher, TeacherAnswer, TeacherUnavailableError
+from mentee.server.teachers.langchain_model import LangChainTeacher
+
+
+def generation(text: str, probability: float, finish: str = "stop") -> Generation:
+    tokens = tuple(TokenLogprob(t, math.log(probability)) for t in text.split()) or (TokenLogprob("", -9.0),)
+    return Generation(text=text, tokens=tokens, finish_reason=finish, model="student", completion_tokens=len(tokens))
+
+
+class ScriptedStudent:
+    def __init__(self, *answers: Generation) -> None:
+        self.answers = list(answers)
+        self.asked: list[Sequence[ChatMessage]] = []
+
+    def generate(self, messages: Sequence[ChatMessage] | str, *, adapter: str | None = None) -> Generation:
+        self.asked.append(messages)  # type: ignore[arg-type]
+        return self.answers.pop(0)
+
+
+class RecordingTeacher(Teacher):
+    name = "teacher:test"
+
+    def __init__(self, answer: str = "Lima", fail: bool = False) -> None:
+        self.answer, self.fail = answer, fail
+        self.contexts: list[Sequence[TaughtItem]] = []
+
+    def ask(self, messages: Sequence[ChatMessage], *, context: Sequence[TaughtItem] = ()) -> TeacherAnswer:
+        self.contexts.append(context)
+        if self.fail:
+            raise TeacherUnavailableError("down")
+        return TeacherAnswer(text=self.answer, model="big", tokens_in=30, tokens_out=2)
+
+
+@pytest.fixture
+def memory(tmp_path: Path, embedder: Embedder) -> Memory:
+    return Memory(path=tmp_path / "memory", embedder=embedder)
+
+
+def test_unknown_question_is_taught_then_served_from_memory(memory: Memory) -> None:
+    student = ScriptedStudent(generation("Quito", 0.1))
+    router = Router(student, memory=memory, teacher=GuardedTeacher(RecordingTeacher()), threshold=0.5)
+    first = router.answer("What is the capital of Peru?")
+    assert (first.text, first.source) == ("Lima", "teacher")
+    assert first.memory_id is not None
+    assert "student confidence 0.100 below 0.500" in first.reasons
+    again = router.answer("what is the capital of peru")
+    assert (again.text, again.source, again.memory_id) == ("Lima", "memory", first.memory_id)
+    paraphrase = router.answer("What's the capital city of Peru?")
+    assert paraphrase.source == "memory"
+    assert len(student.asked) == 1  # the student was asked once; memory answered the rest
+
+
+def test_confident_student_answers_itself(memory: Memory) -> None:
+    teacher = RecordingTeacher()
+    router = Router(ScriptedStudent(generation("Paris", 0.9)), memory=memory, teacher=teacher, threshold=0.5)
+    answer = router.answer("What is the capital of France?")
+    assert (answer.text, answer.source, answer.confidence) == ("Paris", "student", pytest.approx(0.9))
+    assert teacher.contexts == []
+    assert memory.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("student_answer", "problem"),
+    [
+        (generation("1000000000000", 0.99), "runaway repetition"),
+        (generation("the the the the the the the", 0.99), "runaway repetition"),
+        (generation("", 0.99), "empty answer"),
+        (generation("a very long", 0.99, finish="length"), "cut off"),
+    ],
+)
+def test_guards_send_confident_nonsense_to_the_teacher(
+    memory: Memory, student_answer: Generation, problem: str
+) -> None:
+    assert any(problem in p for p in guard_problems(student_answer))
+    router = Router(ScriptedStudent(student_answer), memory=memory, teacher=RecordingTeacher(), threshold=0.5)
+    answer = router.answer("What is the population of Lima?")
+    assert answer.source == "teacher"
+    assert any(problem in r for r in answer.reasons)
+
+
+def test_switches(memory: Memory) -> None:
+    memory.remember("What is the capital of Peru?", "Lima", source="teacher:x")
+    student = ScriptedStudent(generation("Quito", 0.2), generation("Quito", 0.2))
+    teacher = RecordingTeacher(answer="Lima")
+    router = Router(student, memory=memory, teacher=teacher, threshold=0.5)
+    alone = router.answer("What is the capital of Peru?", Switches(memory=False, teacher=False))
+    assert (alone.text, alone.source, alone.low_confidence) == ("Quito", "student", True)
+    assert "teacher off" in alone.reasons
+    no_learning = router.answer("Who wrote Hamlet?", Switches(learn=False))
+    assert no_learning.source == "teacher"
+    assert no_learning.memory_id is None
+    assert memory.count() == 1
+
+
+def test_teacher_failure_falls_back_or_fails_in_strict_mode(memory: Memory) -> None:
+    router = Router(
+        ScriptedStudent(generation("Quito", 0.2)), memory=memory, teacher=RecordingTeacher(fail=True), threshold=0.5
+    )
+    answer = router.answer("What is the capital of Peru?")
+    assert (answer.source, answer.low_confidence) == ("student", True)
+    assert any("teacher failed" in r for r in answer.reasons)
+    strict = Router(
+        ScriptedStudent(generation("Quito", 0.2)),
+        memory=memory,
+        teacher=RecordingTeacher(fail=True),
+        threshold=0.5,
+        strict=True,
+    )
+    with pytest.raises(NoSourceError, match="teacher failed"):
+        strict.answer("What is the capital of Peru?")
+
+
+def test_a_refusal_is_never_remembered(memory: Memory) -> None:
+    teacher = LangChainTeacher(FakeListChatModel(responses=["I don't know."]))
+    router = Router(ScriptedStudent(generation("Quito", 0.2)), memory=memory, teacher=GuardedTeacher(teacher))
+    answer = router.answer("What is the capital of Peru?")
+    assert answer.low_confidence
+    assert any("unusable" in r for r in answer.reasons)
+    assert memory.count() == 0
+
+
+def test_follow_ups_skip_memory_and_are_not_remembered_as_is(memory: Memory) -> None:
+    memory.remember("and its population?", "wrong", source="teacher:x")
+    router = Router(ScriptedStudent(generation("?", 0.1)), memory=memory, teacher=RecordingTeacher("10 million"))
+    conversation = [
+        ChatMessage("user", "What is the capital of Peru?"),
+        ChatMessage("assistant", "Lima"),
+        ChatMessage("user", "and its population?"),
+    ]
+    answer = router.answer(conversation)
+    assert (answer.text, answer.source, answer.memory_id) == ("10 million", "teacher", None)
+    assert any("follow-up" in r for r in answer.reasons)
+    assert memory.count() == 1
+
+
+def test_relevant_memory_goes_to_the_teacher_as_context(memory: Memory) -> None:
+    memory.remember("Who discovered penicillin?", "Alexander Fleming", source="person:a", trust="human")
+    teacher = RecordingTeacher("Alexander Fleming")
+    router = Router(ScriptedStudent(generation("?", 0.1)), memory=memory, teacher=teacher)
+    router.answer("In which year was penicillin discovered?")
+    assert TaughtItem("Who discovered penicillin?", "Alexander Fleming", "human") in teacher.contexts[0]
