@@ -142,6 +142,9 @@ class Memory:
                     logger.info("kept the person's answer to %r over %s's", existing.question, source)
                     return existing
                 changed = existing.answer != answer
+                if existing.invalidated and not changed:
+                    logger.info("%r was invalidated with this very answer; keeping it invalidated", existing.question)
+                    return existing
                 record = existing.evolve(
                     answer=answer,
                     source=source,

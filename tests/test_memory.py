@@ -169,6 +169,11 @@ def test_expired_and_invalidated_records_are_never_served(memory: Memory, clock:
     assert [r.id for r in memory.list(include_dead=True)] == [wrong.id, soon.id]
     memory.invalidate(wrong.id)
     assert memory.recall("What is the tallest mountain?") is None
+    memory.remember("What is the tallest mountain?", "K2", source="t:a")  # the same wrong answer again
+    assert memory.recall("What is the tallest mountain?") is None
+    memory.remember("What is the tallest mountain?", "Mount Everest", source="t:b")  # a new answer revives it
+    assert memory.recall("What is the tallest mountain?").record.answer == "Mount Everest"  # type: ignore[union-attr]
+    memory.invalidate(wrong.id)
     assert memory.get(wrong.id).invalidated  # type: ignore[union-attr]
     assert memory.expire() == 1
     assert memory.get(soon.id) is None
