@@ -172,6 +172,48 @@ def chat_command(ctx: typer.Context) -> None:
             history.append(ChatMessage("assistant", answer.text))
 
 
+@app.command("calibrate")
+def calibrate_command(
+    ctx: typer.Context,
+    qa_file: Annotated[Path, typer.Argument(help="JSON Lines with 'question' and accepted 'answers'.")],
+    limit: Annotated[int, typer.Option("--limit", min=1, help="Ask at most this many questions.")] = 200,
+    target_precision: Annotated[
+        float, typer.Option("--target-precision", min=0.01, max=1.0, help="Precision the student must reach alone.")
+    ] = 0.9,
+    adapter: Annotated[
+        str | None, typer.Option("--adapter", help="Calibrate this loaded LoRA adapter.", show_default=False)
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the calibration as JSON.")] = False,
+) -> None:
+    """Measure the student's correctness against its confidence and pick its threshold (saved in the home)."""
+    from mentee.server.calibration import choose_threshold, measure, save_calibration
+    from mentee.server.teachers.reference import read_qa_file
+
+    rows = read_qa_file(qa_file)
+    settings = _settings(ctx)
+    with _start_student(settings) as student:
+
+        def ask(question: str) -> tuple[str, float]:
+            generation = student.generate(question, adapter=adapter)
+            return generation.text, generation.confidence
+
+        _say(f"asking the student {min(limit, len(rows))} questions of {qa_file}...")
+        results = measure(ask, rows, limit=limit)
+    calibration = choose_threshold(
+        [(r["confidence"], r["correct"]) for r in results], target_precision=target_precision, adapter=adapter
+    )
+    path = save_calibration(settings.home, calibration)
+    if as_json:
+        typer.echo(json.dumps(calibration.to_dict()))
+        return
+    typer.echo(
+        f"{calibration.correct}/{calibration.questions} right; AUROC {calibration.auroc}; threshold "
+        f"{calibration.threshold:.4f} for precision {calibration.precision} on {calibration.coverage:.0%} of "
+        f"questions (target {target_precision}){'' if calibration.achievable else ' - target not reachable'}; "
+        f"saved to {path}. Re-calibrate after each new adapter."
+    )
+
+
 @student_app.command("serve")
 def student_serve(ctx: typer.Context) -> None:
     """Start the student's vLLM server and keep it running until Ctrl-C (share it via MENTEE_STUDENT_URL)."""

@@ -84,3 +84,19 @@ def test_make_demo_chats_with_the_student(gemma_env: dict[str, str]) -> None:
     reply = result.stdout.split("student> ", 1)[1]
     assert "Paris" in reply
     assert "[student, confidence" in reply
+
+
+def test_calibrate_on_real_questions(gemma_env: dict[str, str]) -> None:
+    result = subprocess.run(
+        [MENTEE, "calibrate", str(REPO_ROOT / "data" / "nq-open-dev.jsonl"), "--limit", "40", "--json"],
+        env=gemma_env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    calibration = json.loads(result.stdout)
+    assert calibration["questions"] == 40
+    assert 0 < calibration["correct"] < 40  # the base student knows some, not all
+    assert calibration["auroc"] is not None
+    assert (Path(gemma_env["MENTEE_HOME"]) / "calibration.json").is_file()

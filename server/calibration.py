@@ -1,0 +1,155 @@
+"""Calibration of the student's confidence threshold from data, not guesses.
+
+``mentee calibrate FILE.jsonl`` asks the student each question of a QA file (``question`` + accepted
+``answers``), marks each answer right or wrong the open-QA way (an accepted string contained in the answer,
+case-folded, punctuation and articles removed), and picks the lowest confidence threshold at which the
+answers the student would give itself are right at least ``target_precision`` of the time. It reports the
+AUROC of confidence against correctness and the chosen point; the result is saved in mentee's home.
+Re-calibrate after each new adapter: a new adapter changes what the confidence means.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import string
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from mentee.server.errors import InvalidRequestError
+
+CALIBRATION_FILE = "calibration.json"
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+_PUNCTUATION = str.maketrans("", "", string.punctuation + "\u2018\u2019\u201c\u201d")
+
+
+def normalize_answer(text: str) -> str:
+    """Lower-cased, without punctuation, articles and extra spaces (as open-domain QA evaluation does)."""
+    return " ".join(_ARTICLES.sub(" ", text.lower().translate(_PUNCTUATION)).split())
+
+
+def is_correct(answer: str, accepted: Iterable[str]) -> bool:
+    """Whether ``answer`` contains one of the ``accepted`` strings, both normalised."""
+    said = normalize_answer(answer)
+    if not said:
+        return False
+    return any(a and re.search(rf"(^| ){re.escape(a)}($| )", said) for a in map(normalize_answer, accepted))
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The chosen threshold and the evidence for it."""
+
+    threshold: float
+    target_precision: float
+    precision: float | None  # of the answers at or above the threshold; None if there are none
+    coverage: float  # share of questions the student would answer itself
+    auroc: float | None  # None when every answer was right, or every one wrong
+    questions: int
+    correct: int
+    achievable: bool  # False: no threshold reaches the target; the student then never answers alone
+    adapter: str | None = None
+    created_at: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def choose_threshold(
+    points: Sequence[tuple[float, bool]], *, target_precision: float = 0.9, adapter: str | None = None
+) -> Calibration:
+    """The lowest threshold whose accepted answers reach ``target_precision`` (the most coverage at that
+    precision), from (confidence, correct) points."""
+    if not points:
+        msg = "no calibration points: the QA file had no usable questions"
+        raise InvalidRequestError(msg)
+    if not 0.0 < target_precision <= 1.0:
+        msg = f"target precision must be in (0, 1], got {target_precision}"
+        raise InvalidRequestError(msg)
+    ranked = sorted(points, key=lambda p: p[0], reverse=True)
+    best: tuple[float, float, float] | None = None  # threshold, precision, coverage
+    right = 0
+    for index, (confidence, correct) in enumerate(ranked, start=1):
+        right += correct
+        next_confidence = ranked[index][0] if index < len(ranked) else None
+        if next_confidence == confidence:
+            continue  # a threshold cannot split equal confidences
+        precision = right / index
+        if precision >= target_precision:
+            best = (confidence, precision, index / len(ranked))
+    correct_total = sum(1 for _, c in points if c)
+    if best is None:
+        return Calibration(
+            threshold=1.0 + 1e-9,
+            target_precision=target_precision,
+            precision=None,
+            coverage=0.0,
+            auroc=_auroc(points),
+            questions=len(points),
+            correct=correct_total,
+            achievable=False,
+            adapter=adapter,
+            created_at=time.time(),
+        )
+    return Calibration(
+        threshold=best[0],
+        target_precision=target_precision,
+        precision=round(best[1], 4),
+        coverage=round(best[2], 4),
+        auroc=_auroc(points),
+        questions=len(points),
+        correct=correct_total,
+        achievable=True,
+        adapter=adapter,
+        created_at=time.time(),
+    )
+
+
+def _auroc(points: Sequence[tuple[float, bool]]) -> float | None:
+    labels = [bool(c) for _, c in points]
+    if all(labels) or not any(labels):
+        return None
+    from sklearn.metrics import roc_auc_score
+
+    return round(float(roc_auc_score(labels, [p for p, _ in points])), 4)
+
+
+def measure(
+    ask: Callable[[str], tuple[str, float]], rows: Iterable[dict[str, Any]], *, limit: int | None = None
+) -> list[dict[str, Any]]:
+    """Ask each row's question; its answer, confidence and correctness."""
+    results = []
+    for number, row in enumerate(rows):
+        if limit is not None and number >= limit:
+            break
+        answer, confidence = ask(row["question"])
+        results.append(
+            {
+                "question": row["question"],
+                "answer": answer,
+                "confidence": confidence,
+                "correct": is_correct(answer, row["answers"]),
+            }
+        )
+    return results
+
+
+def save_calibration(home: Path, calibration: Calibration) -> Path:
+    """Write the calibration into mentee's home (temp file, then rename)."""
+    home.mkdir(parents=True, exist_ok=True)
+    path = home / CALIBRATION_FILE
+    partial = path.with_suffix(".tmp")
+    partial.write_text(json.dumps(calibration.to_dict(), indent=2) + "\n")
+    partial.replace(path)
+    return path
+
+
+def load_calibration(home: Path) -> Calibration | None:
+    """The saved calibration, or ``None`` if mentee was never calibrated here."""
+    path = home / CALIBRATION_FILE
+    if not path.is_file():
+        return None
+    return Calibration(**json.loads(path.read_text()))
