@@ -86,9 +86,28 @@ def test_make_demo_chats_with_the_student(gemma_env: dict[str, str]) -> None:
     assert "[student, confidence" in reply
 
 
-def test_calibrate_on_real_questions(gemma_env: dict[str, str]) -> None:
+EASY = [
+    ("What is the capital of France?", ["Paris"]),
+    ("What is the capital of Japan?", ["Tokyo"]),
+    ("Who wrote Romeo and Juliet?", ["Shakespeare"]),
+    ("What is the largest planet in the solar system?", ["Jupiter"]),
+    ("What is the chemical symbol for gold?", ["Au"]),
+    ("How many days are there in a week?", ["seven", "7"]),
+    ("What color is the sky on a clear day?", ["blue"]),
+    ("Who painted the Mona Lisa?", ["Leonardo da Vinci", "Leonardo"]),
+    ("What is the capital of Germany?", ["Berlin"]),
+    ("What is the opposite of hot?", ["cold"]),
+]
+
+
+def test_calibrate_on_real_questions(gemma_env: dict[str, str], tmp_path: Path) -> None:
+    # Easy questions the base student knows, and real NQ questions it mostly does not.
+    nq = [json.loads(line) for line in (REPO_ROOT / "data" / "nq-open-dev.jsonl").read_text().splitlines()[:10]]
+    rows = [{"question": q, "answers": a} for q, a in EASY] + nq
+    qa_file = tmp_path / "qa.jsonl"
+    qa_file.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     result = subprocess.run(
-        [MENTEE, "calibrate", str(REPO_ROOT / "data" / "nq-open-dev.jsonl"), "--limit", "40", "--json"],
+        [MENTEE, "calibrate", str(qa_file), "--json"],
         env=gemma_env,
         capture_output=True,
         text=True,
@@ -96,7 +115,7 @@ def test_calibrate_on_real_questions(gemma_env: dict[str, str]) -> None:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     calibration = json.loads(result.stdout)
-    assert calibration["questions"] == 40
-    assert 0 < calibration["correct"] < 40  # the base student knows some, not all
-    assert calibration["auroc"] is not None
+    assert calibration["questions"] == 20
+    assert 5 <= calibration["correct"] < 20
+    assert calibration["auroc"] >= 0.7  # confidence separates what it knows from what it does not
     assert (Path(gemma_env["MENTEE_HOME"]) / "calibration.json").is_file()
