@@ -5,8 +5,9 @@ Public names are imported lazily, so ``import mentee.server`` (and ``mentee --he
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from mentee.server.lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from mentee.server.config import Settings, load_settings
@@ -54,12 +55,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    msg = f"module {__name__!r} has no attribute {name!r}"
-    raise AttributeError(msg)
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS)

@@ -70,7 +70,7 @@ def choose_threshold(
         msg = f"target precision must be in (0, 1], got {target_precision}"
         raise InvalidRequestError(msg)
     ranked = sorted(points, key=lambda p: p[0], reverse=True)
-    best: tuple[float, float, float] | None = None  # threshold, precision, coverage
+    best: tuple[float, float | None, float] | None = None  # threshold, precision, coverage
     right = 0
     for index, (confidence, correct) in enumerate(ranked, start=1):
         right += correct
@@ -80,29 +80,17 @@ def choose_threshold(
         precision = right / index
         if precision >= target_precision:
             best = (confidence, precision, index / len(ranked))
-    correct_total = sum(1 for _, c in points if c)
-    if best is None:
-        return Calibration(
-            threshold=1.0 + 1e-9,
-            target_precision=target_precision,
-            precision=None,
-            coverage=0.0,
-            auroc=_auroc(points),
-            questions=len(points),
-            correct=correct_total,
-            achievable=False,
-            adapter=adapter,
-            created_at=time.time(),
-        )
+    # With no threshold reaching the target, the student never answers alone (a threshold above 1).
+    threshold, precision, coverage = best if best is not None else (1.0 + 1e-9, None, 0.0)
     return Calibration(
-        threshold=best[0],
+        threshold=threshold,
         target_precision=target_precision,
-        precision=round(best[1], 4),
-        coverage=round(best[2], 4),
+        precision=round(precision, 4) if precision is not None else None,
+        coverage=round(coverage, 4),
         auroc=_auroc(points),
         questions=len(points),
-        correct=correct_total,
-        achievable=True,
+        correct=sum(1 for _, c in points if c),
+        achievable=best is not None,
         adapter=adapter,
         created_at=time.time(),
     )
