@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +13,20 @@ import pytest
 from tests.tiny_model import build_random_lora, build_tiny_gemma
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # torch makes a cache folder in /tmp on import; keep it (and its subprocesses') inside a temp dir we remove.
+    folder = tempfile.mkdtemp(prefix="mentee-tests-torch-")
+    config.stash[_TORCH_CACHE] = folder
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = folder
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(config.stash.get(_TORCH_CACHE, ""), ignore_errors=True)
+
+
+_TORCH_CACHE = pytest.StashKey[str]()
 
 
 @pytest.fixture(autouse=True)
