@@ -323,13 +323,14 @@ class Memory:
         if limit < 1 or offset < 0:
             msg = f"limit must be >= 1 and offset >= 0, got limit={limit}, offset={offset}"
             raise InvalidRequestError(msg)
+        now = self.clock()
         records = [
             r
             for r in self._iter(namespace=namespace)
             if (source is None or r.source == source)
             and (trust is None or r.trust == trust)
             and (learned is None or bool(r.learned_by) == learned)
-            and (include_dead or r.live(self.clock()))
+            and (include_dead or r.live(now))
         ]
         records.sort(key=lambda r: r.updated_at, reverse=True)
         return records[offset : offset + limit]
@@ -342,7 +343,8 @@ class Memory:
         ]
 
     def count(self, *, namespace: str | None = None) -> int:
-        return sum(1 for _ in self._iter(namespace=namespace))
+        """Records in the namespace, expired and invalidated ones included."""
+        return int(self._call(self._collection(namespace).count))
 
     def stats(self, *, namespace: str | None = None) -> dict[str, Any]:
         """Counts by trust, source and learned state, times served, and what the memory runs on."""

@@ -177,7 +177,9 @@ class Router:
             if hit.distance <= 0.5
         ]
 
-    def _from_student(self, generation: Generation, reasons: list[str], started: float) -> RoutedAnswer:
+    def _from_student(
+        self, generation: Generation, reasons: list[str], started: float, *, low_confidence: bool = False
+    ) -> RoutedAnswer:
         return RoutedAnswer(
             text=generation.text,
             source="student",
@@ -188,11 +190,11 @@ class Router:
             seconds=time.monotonic() - started,
             tokens_in=generation.prompt_tokens,
             tokens_out=generation.completion_tokens,
+            low_confidence=low_confidence,
         )
 
     def _fallback(self, generation: Generation, reasons: list[str], started: float) -> RoutedAnswer:
         """The student's own answer, flagged, when the teacher cannot help; an error in strict mode."""
         if self.strict or not generation.text.strip():
             raise NoSourceError("; ".join(reasons))
-        answer = self._from_student(generation, reasons, started)
-        return RoutedAnswer(**{**answer.__dict__, "low_confidence": True})
+        return self._from_student(generation, reasons, started, low_confidence=True)
