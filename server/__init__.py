@@ -1,4 +1,4 @@
-"""mentee's server side: config, the student engine, and (later) router, teachers, trainer and API.
+"""mentee's server side: config, the student engine, teachers, the router, the loop (``Mentee``) and the API.
 
 Public names are imported lazily, so ``import mentee.server`` (and ``mentee --help``) stays fast.
 """
@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from mentee.server.lazy import lazy_attributes
 
 if TYPE_CHECKING:
+    from mentee.server.api import create_app
     from mentee.server.config import Settings, load_settings
     from mentee.server.errors import (
         ConfigError,
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
     )
     from mentee.server.models import prepare_embedded_student
     from mentee.server.prompting import ChatMessage
+    from mentee.server.router import RoutedAnswer, Switches
+    from mentee.server.service import Mentee
     from mentee.server.student import Generation, StreamChunk, Student, TokenLogprob
 
 _EXPORTS = {
@@ -27,13 +30,17 @@ _EXPORTS = {
     "ConfigError": "mentee.server.errors",
     "Generation": "mentee.server.student",
     "InvalidRequestError": "mentee.server.errors",
+    "Mentee": "mentee.server.service",
     "MenteeError": "mentee.server.errors",
     "ModelPrepareError": "mentee.server.errors",
+    "RoutedAnswer": "mentee.server.router",
     "Settings": "mentee.server.config",
     "StreamChunk": "mentee.server.student",
     "Student": "mentee.server.student",
     "StudentError": "mentee.server.errors",
+    "Switches": "mentee.server.router",
     "TokenLogprob": "mentee.server.student",
+    "create_app": "mentee.server.api",
     "load_settings": "mentee.server.config",
     "prepare_embedded_student": "mentee.server.models",
 }
@@ -43,13 +50,17 @@ __all__ = [
     "ConfigError",
     "Generation",
     "InvalidRequestError",
+    "Mentee",
     "MenteeError",
     "ModelPrepareError",
+    "RoutedAnswer",
     "Settings",
     "StreamChunk",
     "Student",
     "StudentError",
+    "Switches",
     "TokenLogprob",
+    "create_app",
     "load_settings",
     "prepare_embedded_student",
 ]

@@ -8,7 +8,7 @@ import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -16,6 +16,8 @@ from mentee.server.errors import ConfigError, MenteeError
 
 if TYPE_CHECKING:
     from mentee.server.config import Settings
+    from mentee.server.router import RoutedAnswer
+    from mentee.server.service import Mentee
     from mentee.server.student import Student
 
 logger = logging.getLogger(__name__)
@@ -103,47 +105,73 @@ def _start_student(settings: Settings) -> Student:
     return Student(settings).start()
 
 
+def _start_mentee(settings: Settings, *, adapter: str | None = None) -> Mentee:
+    from mentee.server.service import Mentee
+
+    if not settings.student_url:
+        _say("starting the student (vLLM; about a minute on a CPU)...")
+    return Mentee(settings, adapter=adapter).start()
+
+
+def _routed_json(routed: RoutedAnswer) -> dict[str, Any]:
+    return {
+        "answer": routed.text,
+        "source": routed.source,
+        "confidence": round(routed.confidence, 4) if routed.confidence is not None else None,
+        "threshold": round(routed.threshold, 4),
+        "adapter": routed.adapter,
+        "memory_id": routed.memory_id,
+        "low_confidence": routed.low_confidence,
+        "reasons": list(routed.reasons),
+        "seconds": round(routed.seconds, 3),
+    }
+
+
 @app.command("ask")
 def ask_command(
     ctx: typer.Context,
     question: Annotated[str, typer.Argument(help="The question.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print answer, source, confidence, adapter as JSON.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print answer, source, confidence, threshold, adapter, reasons as JSON.")
+    ] = False,
     adapter: Annotated[
         str | None,
         typer.Option("--adapter", help="Answer with this loaded LoRA adapter.", show_default=False),
     ] = None,
+    memory: Annotated[bool, typer.Option("--memory/--no-memory", help="Let the memory answer.")] = True,
+    teacher: Annotated[bool, typer.Option("--teacher/--no-teacher", help="Let the teacher answer.")] = True,
+    learn: Annotated[bool, typer.Option("--learn/--no-learn", help="Remember the teacher's answer.")] = True,
 ) -> None:
-    """Answer one question."""
+    """Answer one question through the whole loop: memory, then the student, then the teacher."""
+    from mentee.server.router import Switches
     from mentee.server.student import as_conversation
 
     as_conversation(question)  # a bad question fails before a minute of start-up
     settings = _settings(ctx)
-    with _start_student(settings) as student:
-        generation = student.generate(question, adapter=adapter)
+    with _start_mentee(settings, adapter=adapter) as mentee:
+        routed = mentee.answer(question, Switches(memory=memory, teacher=teacher, learn=learn))
     if as_json:
-        result = {
-            "answer": generation.text,
-            "source": "student",
-            "confidence": round(generation.confidence, 4),
-            "adapter": adapter,
-            "finish_reason": generation.finish_reason,
-            "completion_tokens": generation.completion_tokens,
-            "seconds": round(generation.seconds, 3),
-        }
-        typer.echo(json.dumps(result, ensure_ascii=False))
+        typer.echo(json.dumps(_routed_json(routed), ensure_ascii=False))
     else:
-        typer.echo(generation.text)
+        typer.echo(routed.text)
+        _say(_describe_source(routed))
+
+
+def _describe_source(routed: RoutedAnswer) -> str:
+    confidence = f", confidence {routed.confidence:.2f}" if routed.confidence is not None else ""
+    flag = ", low confidence: no teacher could check it" if routed.low_confidence else ""
+    return f"  [{routed.source}{confidence}{flag}]"
 
 
 @app.command("chat")
 def chat_command(ctx: typer.Context) -> None:
-    """Chat with the student in the terminal (/reset forgets the conversation, /quit or Ctrl-D leaves)."""
+    """Chat in the terminal through the whole loop (/reset forgets the conversation, /quit or Ctrl-D leaves)."""
     from mentee.server.prompting import ChatMessage
-    from mentee.server.student import Generation
 
     settings = _settings(ctx)
-    with _start_student(settings) as student:
-        _say("ready. Ask anything; /reset forgets the conversation, /quit leaves.")
+    with _start_mentee(settings) as mentee:
+        teacher = mentee.teacher.name if mentee.teacher is not None else "none (set MENTEE_TEACHER_*)"
+        _say(f"ready (teacher: {teacher}). Ask anything; /reset forgets the conversation, /quit leaves.")
         history: list[ChatMessage] = []
         while True:
             try:
@@ -159,17 +187,18 @@ def chat_command(ctx: typer.Context) -> None:
             if not line:
                 continue
             history.append(ChatMessage("user", line))
-            typer.echo("student> ", nl=False)
-            chunks = []
             try:
-                for chunk in student.stream(history):
-                    chunks.append(chunk)
-                    typer.echo(chunk.text, nl=False)
+                routed = mentee.answer(history)
             except KeyboardInterrupt:
                 typer.echo(" [interrupted]")
-            answer = Generation.from_chunks(chunks, model=settings.student_served_name)
-            typer.echo(f"\n  [student, confidence {answer.confidence:.2f}]")
-            history.append(ChatMessage("assistant", answer.text))
+                history.pop()
+                continue
+            except MenteeError as e:
+                typer.echo(f"mentee> [no answer: {e}]")
+                history.pop()
+                continue
+            typer.echo(f"mentee> {routed.text}\n{_describe_source(routed)}")
+            history.append(ChatMessage("assistant", routed.text))
 
 
 @app.command("calibrate")
@@ -212,6 +241,50 @@ def calibrate_command(
         f"questions (target {target_precision}){'' if calibration.achievable else ' - target not reachable'}; "
         f"saved to {path}. Re-calibrate after each new adapter."
     )
+
+
+@app.command("serve")
+def serve_command(
+    ctx: typer.Context,
+    host: Annotated[
+        str | None, typer.Option("--host", help="Address to listen on (default: api_host).", show_default=False)
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option("--port", min=0, max=65535, help="Port to listen on (default: api_port).", show_default=False),
+    ] = None,
+) -> None:
+    """Serve the OpenAI-compatible API (model `mentee`): starts the student's vLLM, opens the memory and the teacher."""
+    import uvicorn
+
+    from mentee.server.api import create_app
+
+    settings = _settings(ctx)
+    host = host or settings.api_host
+    port = settings.api_port if port is None else port
+    check_exposure(host, settings)
+    with _start_mentee(settings) as mentee:
+        config = uvicorn.Config(create_app(mentee), host=host, port=port, log_level="warning", access_log=False)
+        server = uvicorn.Server(config)
+        _say(f"mentee serves http://{host}:{port}/v1 (model {settings.api_model_name!r}); Ctrl-C stops it")
+        server.run()
+
+
+def check_exposure(host: str, settings: Settings) -> None:
+    """Refuse to listen beyond loopback without both keys: anyone who can reach the port could otherwise chat
+    on the teacher's bill and rewrite the memory."""
+    import ipaddress
+
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback and (settings.api_key is None or settings.admin_key is None):
+        msg = (
+            f"refusing to listen on {host} without keys: set MENTEE_API_KEY and MENTEE_ADMIN_KEY, or listen on "
+            "127.0.0.1"
+        )
+        raise ConfigError(msg)
 
 
 @student_app.command("serve")

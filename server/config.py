@@ -189,6 +189,50 @@ class Settings(BaseSettings):
         default=0.0, ge=0, description="Price of a million teacher output tokens, for the cost ledger."
     )
 
+    confidence_threshold: float | None = Field(
+        default=None,
+        ge=0,
+        le=1.000001,
+        description=(
+            "Student confidence at or above which its answer is given without the teacher. Unset: the threshold "
+            "`mentee calibrate` measured and saved in the home folder (0.5 until the student is calibrated)."
+        ),
+    )
+    strict: bool = Field(
+        default=False,
+        description=(
+            "When the student is unsure and the teacher cannot answer (off, down, over budget): false gives the "
+            "student's answer flagged low-confidence; true refuses (HTTP 503)."
+        ),
+    )
+    teacher_context_items: int = Field(
+        default=3,
+        ge=0,
+        le=20,
+        description="Related remembered answers (people's corrections first) sent to the teacher as context.",
+    )
+
+    api_host: str = Field(default="127.0.0.1", min_length=1, description="Address `mentee serve` listens on.")
+    api_port: int = Field(default=8080, ge=0, le=65535, description="Port `mentee serve` listens on.")
+    api_key: SecretStr | None = Field(
+        default=None,
+        description="Key clients must send (Authorization: Bearer) for chat routes. Required beyond loopback.",
+    )
+    admin_key: SecretStr | None = Field(
+        default=None,
+        description="Key for the admin routes under /v1/mentee/ (memory, stats). Required beyond loopback.",
+    )
+    api_model_name: str = Field(
+        default="mentee", min_length=1, max_length=64, description="The routed model's name in the API."
+    )
+    api_max_messages: int = Field(default=64, ge=1, le=10000, description="Most messages one request may carry.")
+    api_max_message_chars: int = Field(
+        default=8000, ge=100, le=1_000_000, description="Longest message (characters) a request may carry."
+    )
+    api_max_body_bytes: int = Field(
+        default=1_000_000, ge=1000, le=100_000_000, description="Largest request body the API accepts."
+    )
+
     @field_validator("home", mode="after")
     @classmethod
     def _expand_home(cls, value: Path) -> Path:
@@ -210,6 +254,11 @@ class Settings(BaseSettings):
             msg = f"must start with http:// or https://, got {value!r}"
             raise ValueError(msg)
         return value.rstrip("/").removesuffix("/v1")
+
+    @field_validator("student_api_key", "teacher_api_key", "api_key", "admin_key", mode="after")
+    @classmethod
+    def _empty_secret_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
+        return value if value is not None and value.get_secret_value() else None
 
     @field_validator("vllm_max_lora_rank", mode="after")
     @classmethod
@@ -290,7 +339,7 @@ def describe_settings(settings: Settings) -> str:
     for name, field in type(settings).model_fields.items():
         value = getattr(settings, name)
         lines.append(f"# {field.description}")
-        lines.append(f"{name} = {_toml_value(value)}")
+        lines.append(f"# {name} = (not set)" if value is None else f"{name} = {_toml_value(value)}")
     return "\n".join(lines) + "\n"
 
 
@@ -299,8 +348,6 @@ def _toml_value(value: Any) -> str:
 
     if isinstance(value, SecretStr):
         return '"**********"'
-    if value is None:
-        return '""  # not set'
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):

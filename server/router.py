@@ -67,6 +67,8 @@ class RoutedAnswer:
     seconds: float = 0.0
     tokens_in: int = 0
     tokens_out: int = 0
+    cost: float = 0.0  # of the teacher calls this answer took
+    remembered_as: str | None = None  # the memory key of a remembered teacher answer
 
 
 def guard_problems(generation: Generation) -> list[str]:
@@ -152,9 +154,11 @@ class Router:
         if not taught.usable:
             reasons.append(f"teacher answer unusable: {taught.unusable}")
             return self._fallback(generation, reasons, started)
-        memory_id = None
-        if self.memory is not None and switches.learn and stands_alone(conversation):
-            memory_id = self.memory.remember(question, taught.text, source=self.teacher.name).id
+        memory_id, memory_key, extra_cost = None, None, 0.0
+        if self.memory is not None and switches.learn:
+            memory_key, extra_cost = self._memory_key(conversation, reasons)
+            if memory_key is not None:
+                memory_id = self.memory.remember(memory_key, taught.text, source=self.teacher.name).id
         return RoutedAnswer(
             text=taught.text,
             source="teacher",
@@ -166,7 +170,29 @@ class Router:
             seconds=time.monotonic() - started,
             tokens_in=taught.tokens_in,
             tokens_out=taught.tokens_out,
+            cost=taught.cost + extra_cost,
+            remembered_as=memory_key,
         )
+
+    def _memory_key(self, conversation: Sequence[ChatMessage], reasons: list[str]) -> tuple[str | None, float]:
+        """The question a teacher's answer is remembered under, and what asking for it cost: the question
+        itself when it stands alone; for a follow-up, the teacher's standalone rewrite of it (so the next user
+        who asks it directly gets the memory hit), or nothing when the teacher cannot rewrite it."""
+        assert self.teacher is not None
+        if stands_alone(conversation):
+            return conversation[-1].content, 0.0
+        try:
+            rewrite = self.teacher.standalone_question(conversation)
+        except TeacherError as e:
+            reasons.append(f"not remembered: the teacher could not rewrite the follow-up ({e})")
+            return None, 0.0
+        if rewrite is None:
+            reasons.append("not remembered: a follow-up, and this teacher cannot rewrite it to stand alone")
+            return None, 0.0
+        if not rewrite.usable:
+            reasons.append(f"not remembered: the follow-up's rewrite is unusable ({rewrite.unusable})")
+            return None, rewrite.cost
+        return rewrite.text, rewrite.cost
 
     def _context(self, question: str) -> list[TaughtItem]:
         if self.memory is None or self.context_items == 0:

@@ -375,5 +375,9 @@ def _chunk_of(choice: Any, endpoint: str) -> StreamChunk:
     return StreamChunk(text=text, tokens=tuple(tokens), finish_reason=choice.finish_reason)
 
 
-def _student_error(error: Exception, model: str) -> StudentError:
+def _student_error(error: Exception, model: str) -> StudentError | InvalidRequestError:
+    import openai
+
+    if isinstance(error, openai.BadRequestError):  # e.g. a conversation longer than the student's context
+        return InvalidRequestError(f"the student ({model}) cannot take this request: {error.message}")
     return StudentError(f"the student ({model}) failed: {error}")

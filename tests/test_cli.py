@@ -21,7 +21,7 @@ def run_mentee(*args: str, env: dict[str, str] | None = None, timeout: float = 6
 def test_help_lists_the_commands() -> None:
     result = run_mentee("--help")
     assert result.returncode == 0
-    for command in ("ask", "chat", "config", "model", "student"):
+    for command in ("ask", "calibrate", "chat", "config", "model", "serve", "student"):
         assert command in result.stdout
 
 
@@ -77,3 +77,11 @@ def test_model_prepare_with_own_model_prints_it(tmp_path: Path) -> None:
     result = run_mentee("model", "prepare", env={"MENTEE_STUDENT_MODEL": str(tmp_path)})
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(tmp_path)
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.20", "example.org"])
+def test_serve_refuses_to_listen_beyond_loopback_without_keys(host: str) -> None:
+    result = run_mentee("serve", "--host", host, env={"MENTEE_API_KEY": "k"})
+    assert result.returncode == 2
+    assert f"refusing to listen on {host} without keys" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -81,7 +81,7 @@ def test_make_demo_chats_with_the_student(gemma_env: dict[str, str]) -> None:
         timeout=900,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    reply = result.stdout.split("student> ", 1)[1]
+    reply = result.stdout.split("mentee> ", 1)[1]
     assert "Paris" in reply
     assert "[student, confidence" in reply
 

@@ -12,13 +12,17 @@ EXPECTED_ALL = [
     "ConfigError",
     "Generation",
     "InvalidRequestError",
+    "Mentee",
     "MenteeError",
     "ModelPrepareError",
+    "RoutedAnswer",
     "Settings",
     "StreamChunk",
     "Student",
     "StudentError",
+    "Switches",
     "TokenLogprob",
+    "create_app",
     "load_settings",
     "prepare_embedded_student",
 ]
@@ -37,7 +41,7 @@ def test_every_public_name_resolves() -> None:
 def test_public_import_is_light() -> None:
     code = (
         "import sys\n"
-        "from mentee.server import Student, load_settings\n"
+        "from mentee.server import Mentee, Student, load_settings\n"
         "print(sorted({'torch', 'vllm', 'transformers', 'peft'} & set(sys.modules)))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)

@@ -155,3 +155,37 @@ def test_relevant_memory_goes_to_the_teacher_as_context(memory: Memory) -> None:
     router = Router(ScriptedStudent(generation("?", 0.1)), memory=memory, teacher=teacher)
     router.answer("In which year was penicillin discovered?")
     assert TaughtItem("Who discovered penicillin?", "Alexander Fleming", "human") in teacher.contexts[0]
+
+
+def test_a_follow_up_is_remembered_under_the_teachers_standalone_rewrite(memory: Memory) -> None:
+    chat = FakeListChatModel(responses=["About 10 million", "What is the population of Lima?"])
+    teacher = GuardedTeacher(LangChainTeacher(chat))
+    router = Router(ScriptedStudent(generation("?", 0.1)), memory=memory, teacher=teacher)
+    conversation = [
+        ChatMessage("user", "What is the capital of Peru?"),
+        ChatMessage("assistant", "Lima"),
+        ChatMessage("user", "and its population?"),
+    ]
+    answer = router.answer(conversation)
+    assert (answer.text, answer.source, answer.remembered_as) == (
+        "About 10 million",
+        "teacher",
+        "What is the population of Lima?",
+    )
+    assert teacher.ledger.totals()["calls"] == 2  # the answer and the rewrite, both in the ledger
+    direct = router.answer("What's the population of Lima?")
+    assert (direct.source, direct.text, direct.memory_id) == ("memory", "About 10 million", answer.memory_id)
+
+
+def test_a_useless_rewrite_is_not_remembered(memory: Memory) -> None:
+    chat = FakeListChatModel(responses=["About 10 million", "I don't know."])
+    router = Router(
+        ScriptedStudent(generation("?", 0.1)), memory=memory, teacher=GuardedTeacher(LangChainTeacher(chat))
+    )
+    answer = router.answer(
+        [ChatMessage("user", "Capital of Peru?"), ChatMessage("assistant", "Lima"), ChatMessage("user", "and size?")]
+    )
+    assert answer.source == "teacher"
+    assert answer.memory_id is None
+    assert any("rewrite is unusable" in r for r in answer.reasons)
+    assert memory.count() == 0

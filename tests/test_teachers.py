@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
@@ -30,54 +28,15 @@ from mentee.server.teachers.base import system_prompt_with_context
 from mentee.server.teachers.langchain_model import LangChainTeacher
 from mentee.server.teachers.openai_compatible import OpenAICompatibleTeacher
 from mentee.server.teachers.reference import ReferenceTeacher
+from tests.teacher_server import TeacherHandler, running_teacher
 
 QUESTION = [ChatMessage("user", "What is the capital of Peru?")]
 
 
-class _Handler(BaseHTTPRequestHandler):
-    mode: ClassVar[str] = "ok"
-    answer: ClassVar[str] = "Lima"
-    received: ClassVar[list[dict[str, Any]]] = []
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        type(self).received.append(body)
-        if self.mode == "slow":
-            time.sleep(2)
-        if self.mode == "error":
-            self.send_response(500)
-            self.end_headers()
-            return
-        payload = {
-            "id": "x",
-            "object": "chat.completion",
-            "created": 0,
-            "model": body["model"],
-            "choices": [
-                {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": self.answer}}
-            ],
-            "usage": {"prompt_tokens": 40, "completion_tokens": 2, "total_tokens": 42},
-        }
-        data = json.dumps(payload).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
-def teacher_server() -> Iterator[tuple[str, type[_Handler]]]:
-    handler = type("Handler", (_Handler,), {"mode": "ok", "answer": "Lima", "received": []})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", handler
-    server.shutdown()
-    server.server_close()
+def teacher_server() -> Iterator[tuple[str, type[TeacherHandler]]]:
+    with running_teacher() as served:
+        yield served
 
 
 def guarded(url: str, **limits: Any) -> GuardedTeacher:
@@ -109,7 +68,7 @@ def test_context_puts_peoples_corrections_first() -> None:
     assert "A: a2 (verified by a person)" in prompt
 
 
-def test_openai_compatible_teacher_answers_and_is_billed(teacher_server: tuple[str, type[_Handler]]) -> None:
+def test_openai_compatible_teacher_answers_and_is_billed(teacher_server: tuple[str, type[TeacherHandler]]) -> None:
     url, handler = teacher_server
     teacher = guarded(url, price_in_per_mtok=1.0, price_out_per_mtok=10.0)
     answer = teacher.ask(QUESTION, context=[TaughtItem("What is the capital of Chile?", "Santiago", "human")])
@@ -125,7 +84,7 @@ def test_openai_compatible_teacher_answers_and_is_billed(teacher_server: tuple[s
     assert (totals["calls"], totals["tokens_in"], totals["tokens_out"]) == (1, 40, 2)
 
 
-def test_refusal_is_flagged_not_remembered(teacher_server: tuple[str, type[_Handler]]) -> None:
+def test_refusal_is_flagged_not_remembered(teacher_server: tuple[str, type[TeacherHandler]]) -> None:
     url, handler = teacher_server
     handler.answer = "I don't know."
     answer = guarded(url).ask(QUESTION)
@@ -133,7 +92,7 @@ def test_refusal_is_flagged_not_remembered(teacher_server: tuple[str, type[_Hand
     assert "refusal" in (answer.unusable or "")
 
 
-def test_slow_teacher_times_out_within_bounds(teacher_server: tuple[str, type[_Handler]]) -> None:
+def test_slow_teacher_times_out_within_bounds(teacher_server: tuple[str, type[TeacherHandler]]) -> None:
     url, handler = teacher_server
     handler.mode = "slow"
     teacher = guarded(url, retries=1)
@@ -145,7 +104,7 @@ def test_slow_teacher_times_out_within_bounds(teacher_server: tuple[str, type[_H
     assert teacher.ledger.totals()["errors"] == 1
 
 
-def test_failing_teacher_opens_the_circuit(teacher_server: tuple[str, type[_Handler]]) -> None:
+def test_failing_teacher_opens_the_circuit(teacher_server: tuple[str, type[TeacherHandler]]) -> None:
     url, handler = teacher_server
     handler.mode = "error"
     teacher = guarded(url, retries=0, breaker_failures=3, breaker_reset_s=60)
@@ -164,7 +123,7 @@ def test_teacher_down_is_unavailable() -> None:
         guarded("http://127.0.0.1:9", retries=0).ask(QUESTION)
 
 
-def test_daily_budget(teacher_server: tuple[str, type[_Handler]]) -> None:
+def test_daily_budget(teacher_server: tuple[str, type[TeacherHandler]]) -> None:
     url, _ = teacher_server
     now = [1_800_000_000.0]
     teacher = GuardedTeacher(
@@ -257,3 +216,22 @@ def test_factory_needs_a_model_with_a_url() -> None:
     assert make_teacher(load_settings()) is None
     with pytest.raises(ConfigError, match="teacher_model is empty"):
         make_teacher(load_settings(teacher_url="http://127.0.0.1:9"))
+
+
+def test_openai_teacher_rewrites_a_follow_up_to_stand_alone() -> None:
+    rewrites = {"and its population?": "What is the population of Lima?"}
+    with running_teacher(rewrites=rewrites) as (url, handler):
+        teacher = guarded(url)
+        conversation = [
+            ChatMessage("user", "What is the capital of Peru?"),
+            ChatMessage("assistant", "Lima"),
+            ChatMessage("user", "and its population?"),
+        ]
+        rewrite = teacher.standalone_question(conversation)
+        assert rewrite is not None and rewrite.usable
+        assert rewrite.text == "What is the population of Lima?"
+        sent = handler.received[-1]["messages"][1]["content"]
+        assert "user: What is the capital of Peru?" in sent and "assistant: Lima" in sent
+        assert teacher.ledger.totals()["calls"] == 1
+        unknown = teacher.standalone_question([*conversation[:2], ChatMessage("user", "and its size?")])
+        assert unknown is not None and not unknown.usable

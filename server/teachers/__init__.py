@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from mentee.server.errors import ConfigError
 from mentee.server.teachers.base import (
+    ChatTeacher,
     GuardedTeacher,
     Ledger,
     TaughtItem,
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from mentee.server.config import Settings
 
 __all__ = [
+    "ChatTeacher",
     "GuardedTeacher",
     "Ledger",
     "TaughtItem",

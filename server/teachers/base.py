@@ -26,6 +26,11 @@ DEFAULT_SYSTEM_PROMPT = (
     "You are a knowledgeable teacher. Answer the user's question with a short, factual answer: a name, a date, a "
     "number or a short phrase, without explanation. If you do not know, say exactly: I don't know."
 )
+STANDALONE_PROMPT = (
+    "Rewrite the last question of the conversation so that it can be understood on its own, without the "
+    "conversation: replace pronouns and references with what they stand for. Reply with the rewritten question "
+    "only, on one line, without answering it."
+)
 _REFUSALS = re.compile(
     r"^\s*(i\s+(do\s+not|don'?t)\s+know|i'?m\s+not\s+sure|i\s+am\s+not\s+sure|i\s+(can'?t|cannot|am\s+unable|'?m\s+unable)"
     r"|sorry|i'?m\s+sorry|as\s+an\s+ai|unknown\b|no\s+answer|error\b|traceback|n/?a\s*$)",
@@ -81,8 +86,48 @@ class Teacher(ABC):
         """Answer the conversation's last user message. Raise :class:`TeacherUnavailableError` on transport
         failures and timeouts, so the caller can retry."""
 
+    def standalone_question(self, messages: Sequence[ChatMessage]) -> TeacherAnswer | None:
+        """The conversation's last question rewritten to stand on its own (the memory key of a follow-up's
+        answer), or ``None`` when this teacher cannot rewrite questions."""
+        return None
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
+
+
+class ChatTeacher(Teacher):
+    """A teacher that is a chat model: answers with a system prompt, and rewrites follow-ups on request."""
+
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+
+    @abstractmethod
+    def complete(self, system: str, messages: Sequence[ChatMessage]) -> TeacherAnswer:
+        """One chat completion of ``messages`` (users' and assistant's turns) under ``system``."""
+
+    def ask(self, messages: Sequence[ChatMessage], *, context: Sequence[TaughtItem] = ()) -> TeacherAnswer:
+        turns = [m for m in messages if m.role != "system"]
+        return self.complete(system_prompt_with_context(self.system_prompt, context), turns)
+
+    def standalone_question(self, messages: Sequence[ChatMessage]) -> TeacherAnswer | None:
+        turns = [m for m in messages if m.role != "system"]
+        transcript = "\n".join(f"{m.role}: {m.content}" for m in turns[:-1])
+        request = f"Conversation:\n{transcript}\n\nLast question: {turns[-1].content}"
+        answer = self.complete(STANDALONE_PROMPT, [ChatMessage("user", request)])
+        text = answer.text.strip().strip('"').strip()
+        return TeacherAnswer(
+            text=text,
+            model=answer.model,
+            tokens_in=answer.tokens_in,
+            tokens_out=answer.tokens_out,
+            seconds=answer.seconds,
+            unusable=answer.unusable or unusable_reason(text) or _not_a_question(text),
+        )
+
+
+def _not_a_question(text: str) -> str | None:
+    if len(text) > 500 or "\n" in text:
+        return "the rewrite is not a single question"
+    return None
 
 
 def unusable_reason(text: str) -> str | None:
@@ -184,6 +229,15 @@ class GuardedTeacher(Teacher):
         )
 
     def ask(self, messages: Sequence[ChatMessage], *, context: Sequence[TaughtItem] = ()) -> TeacherAnswer:
+        answer = self._guarded(self.inner.ask, messages, context=context)
+        assert answer is not None  # a backend's ask always answers
+        return answer
+
+    def standalone_question(self, messages: Sequence[ChatMessage]) -> TeacherAnswer | None:
+        """The backend's rewrite of a follow-up (guarded and ledgered like an answer), or ``None``."""
+        return self._guarded(self.inner.standalone_question, messages)
+
+    def _guarded(self, call: Callable[..., TeacherAnswer | None], *args: Any, **kwargs: Any) -> TeacherAnswer | None:
         import pybreaker
         import tenacity
 
@@ -196,7 +250,7 @@ class GuardedTeacher(Teacher):
             reraise=True,
         )
         try:
-            answer = retrying(self._breaker.call, self.inner.ask, messages, context=context)
+            answer = retrying(self._breaker.call, call, *args, **kwargs)
         except pybreaker.CircuitBreakerError as e:
             self._record(self.name, 0, 0, self.clock() - started, "error")
             msg = f"the teacher {self.name} is failing; not asking it for {self.limits.breaker_reset_s:.0f} s"
@@ -204,6 +258,8 @@ class GuardedTeacher(Teacher):
         except TeacherError:
             self._record(self.name, 0, 0, self.clock() - started, "error")
             raise
+        if answer is None:
+            return None
         unusable = answer.unusable or unusable_reason(answer.text)
         cost = (
             answer.tokens_in * self.limits.price_in_per_mtok + answer.tokens_out * self.limits.price_out_per_mtok

@@ -11,12 +11,10 @@ from mentee.server.errors import ConfigError
 from mentee.server.prompting import ChatMessage
 from mentee.server.teachers.base import (
     DEFAULT_SYSTEM_PROMPT,
-    TaughtItem,
-    Teacher,
+    ChatTeacher,
     TeacherAnswer,
     TeacherError,
     TeacherUnavailableError,
-    system_prompt_with_context,
 )
 
 
@@ -40,7 +38,7 @@ def load_chat_model(path: str) -> Any:
     return model
 
 
-class LangChainTeacher(Teacher):
+class LangChainTeacher(ChatTeacher):
     """Asks a LangChain ``BaseChatModel`` (``ChatOpenAI(...)``, ``ChatAnthropic(...)``, a local model, …)."""
 
     def __init__(self, model: Any, *, system_prompt: str = DEFAULT_SYSTEM_PROMPT) -> None:
@@ -57,11 +55,11 @@ class LangChainTeacher(Teacher):
             f"langchain:{getattr(model, 'model_name', None) or getattr(model, 'model', None) or type(model).__name__}"
         )
 
-    def ask(self, messages: Sequence[ChatMessage], *, context: Sequence[TaughtItem] = ()) -> TeacherAnswer:
+    def complete(self, system: str, messages: Sequence[ChatMessage]) -> TeacherAnswer:
         from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
         kinds = {"user": HumanMessage, "assistant": AIMessage}
-        payload: list[Any] = [SystemMessage(system_prompt_with_context(self.system_prompt, context))]
+        payload: list[Any] = [SystemMessage(system)]
         payload += [kinds[m.role](m.content) for m in messages if m.role in kinds]
         started = time.monotonic()
         try:

@@ -10,18 +10,16 @@ from typing import Any
 from mentee.server.prompting import ChatMessage
 from mentee.server.teachers.base import (
     DEFAULT_SYSTEM_PROMPT,
-    TaughtItem,
-    Teacher,
+    ChatTeacher,
     TeacherAnswer,
     TeacherError,
     TeacherUnavailableError,
-    system_prompt_with_context,
 )
 
 logger = logging.getLogger(__name__)
 
 
-class OpenAICompatibleTeacher(Teacher):
+class OpenAICompatibleTeacher(ChatTeacher):
     """``POST {url}/v1/chat/completions`` with the official ``openai`` client (its own retries turned off: the
     guard retries, so a failure is counted once by the circuit breaker)."""
 
@@ -49,13 +47,11 @@ class OpenAICompatibleTeacher(Teacher):
             max_retries=0,
         )
 
-    def ask(self, messages: Sequence[ChatMessage], *, context: Sequence[TaughtItem] = ()) -> TeacherAnswer:
+    def complete(self, system: str, messages: Sequence[ChatMessage]) -> TeacherAnswer:
         import openai
 
-        payload: list[dict[str, Any]] = [
-            {"role": "system", "content": system_prompt_with_context(self.system_prompt, context)}
-        ]
-        payload += [{"role": m.role, "content": m.content} for m in messages if m.role != "system"]
+        payload: list[dict[str, Any]] = [{"role": "system", "content": system}]
+        payload += [{"role": m.role, "content": m.content} for m in messages]
         started = time.monotonic()
         try:
             response = self._client.chat.completions.create(

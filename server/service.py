@@ -1,0 +1,208 @@
+"""The whole teaching loop in one object: the student, the memory, the teacher, the router, and the stats.
+
+:class:`Mentee` is what ``mentee ask`` runs in-process and what the API server serves. It builds each part from
+the settings (or takes ready ones, e.g. a LangChain chat model as teacher), picks the confidence threshold (the
+configured one, else the saved calibration), and counts every answer by source, so the stats can say how many
+teacher calls were avoided and what they would have cost.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Self
+
+from mentee.server.calibration import Calibration, load_calibration
+from mentee.server.config import Settings
+from mentee.server.errors import MenteeError
+from mentee.server.prompting import ChatMessage
+from mentee.server.router import RoutedAnswer, Router, StudentLike, Switches
+
+if TYPE_CHECKING:
+    from mentee.memory.embedder import Embedder
+    from mentee.memory.store import Memory
+    from mentee.server.teachers.base import GuardedTeacher, Teacher
+
+logger = logging.getLogger(__name__)
+
+UNCALIBRATED_THRESHOLD = 0.5
+
+
+class Mentee:
+    """Memory, student and teacher behind one ``answer`` call; start it (or use ``with``) before asking."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        student: StudentLike | None = None,
+        memory: Memory | None = None,
+        teacher: Teacher | None = None,
+        chat_model: Any = None,
+        embedder: Embedder | None = None,
+        use_memory: bool = True,
+        adapter: str | None = None,
+    ) -> None:
+        """Parts passed in are used as they are (and not closed by :meth:`close`); the others are built from the
+        settings when :meth:`start` runs. ``chat_model`` is a LangChain chat model to use as teacher; ``adapter``
+        a LoRA adapter loaded in vLLM that the student answers with."""
+        self.settings = settings
+        self.student = student
+        self.memory = memory
+        self.teacher = teacher
+        self._chat_model = chat_model
+        self._embedder = embedder
+        self._use_memory = use_memory
+        self.adapter = adapter
+        self._owned: list[Any] = []
+        self.router: Router | None = None
+        self.calibration: Calibration | None = None
+        self.started_at = time.time()
+        self._lock = threading.Lock()
+        self._answers = {"memory": 0, "student": 0, "teacher": 0}
+        self._low_confidence = 0
+        self._failed = 0
+
+    # -- lifecycle -------------------------------------------------------------------------------------------
+
+    def start(self) -> Self:
+        """Open the memory, set up the teacher and start (or connect to) the student."""
+        if self.router is not None:
+            return self
+        try:
+            if self.memory is None and self._use_memory:
+                from mentee.memory.store import Memory
+
+                self.memory = self._own(Memory.from_settings(self.settings, embedder=self._embedder))
+            if self.teacher is None:
+                from mentee.server.teachers import make_teacher
+
+                embedder = self._embedder or (self.memory.embedder if self.memory is not None else None)
+                made = make_teacher(self.settings, chat_model=self._chat_model, embedder=embedder)
+                self.teacher = self._own(made) if made is not None else None
+            if self.student is None:
+                from mentee.server.student import Student
+
+                self.student = self._own(Student(self.settings).start())
+        except BaseException:
+            self.close()
+            raise
+        self.calibration = load_calibration(self.settings.home)
+        self.router = Router(
+            self.student,
+            memory=self.memory,
+            teacher=self.teacher,
+            threshold=self.threshold,
+            adapter=self.adapter,
+            strict=self.settings.strict,
+            context_items=self.settings.teacher_context_items,
+        )
+        if self.teacher is None:
+            logger.warning("no teacher is configured: the student answers what the memory cannot")
+        return self
+
+    def close(self) -> None:
+        """Close what :meth:`start` opened (the memory's pending counts are written; mentee's vLLM is stopped)."""
+        self.router = None
+        while self._owned:
+            part = self._owned.pop()
+            try:
+                part.close()
+            except Exception:
+                logger.exception("closing %s failed", type(part).__name__)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _own(self, part: Any) -> Any:
+        self._owned.append(part)
+        return part
+
+    # -- answering -------------------------------------------------------------------------------------------
+
+    @property
+    def threshold(self) -> float:
+        """The configured threshold, else the calibrated one, else :data:`UNCALIBRATED_THRESHOLD`."""
+        if self.settings.confidence_threshold is not None:
+            return self.settings.confidence_threshold
+        if self.calibration is not None:
+            return self.calibration.threshold
+        return UNCALIBRATED_THRESHOLD
+
+    def answer(self, messages: Sequence[ChatMessage] | str, switches: Switches | None = None) -> RoutedAnswer:
+        """Route one user turn (the last message) through memory, student and teacher."""
+        if self.router is None:
+            msg = "mentee is not started: call start() or use it in a with-block"
+            raise MenteeError(msg)
+        try:
+            routed = self.router.answer(messages, switches)
+        except MenteeError:
+            with self._lock:
+                self._failed += 1
+            raise
+        with self._lock:
+            self._answers[routed.source] += 1
+            self._low_confidence += routed.low_confidence
+        return routed
+
+    # -- state -----------------------------------------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        """Answers by source, teacher calls avoided and their estimated cost, the teacher's ledger, the memory."""
+        with self._lock:
+            answers = dict(self._answers)
+            low_confidence, failed = self._low_confidence, self._failed
+        total = sum(answers.values())
+        avoided = answers["memory"] + answers["student"]
+        teacher: dict[str, Any] | None = None
+        cost_avoided = None
+        guarded = self.guarded_teacher
+        if guarded is not None:
+            ledger = guarded.ledger.totals()
+            answered = ledger["calls"] - ledger["errors"]
+            cost_avoided = round(avoided * ledger["cost"] / answered, 6) if answered else 0.0
+            teacher = {
+                "name": guarded.name,
+                **ledger,
+                "today": guarded.usage_today(),
+                "breaker_open": guarded.breaker_open,
+            }
+        elif self.teacher is not None:
+            teacher = {"name": self.teacher.name}
+        return {
+            "answers": {**answers, "total": total, "low_confidence": low_confidence, "failed": failed},
+            "shares": {source: round(count / total, 4) if total else 0.0 for source, count in answers.items()},
+            "teacher_calls_avoided": avoided,
+            "cost_avoided": cost_avoided,  # avoided answers at the mean cost of a teacher answer so far
+            "teacher": teacher,
+            "memory": self.memory.stats() if self.memory is not None else None,
+            "threshold": self.threshold,
+            "calibrated": self.calibration is not None and self.settings.confidence_threshold is None,
+            "uptime_s": round(time.time() - self.started_at, 1),
+        }
+
+    def calibration_state(self) -> dict[str, Any]:
+        """The threshold in use, where it comes from, and the saved calibration's figures."""
+        if self.settings.confidence_threshold is not None:
+            origin = "configured"
+        elif self.calibration is not None:
+            origin = "calibrated"
+        else:
+            origin = "default (not calibrated: run `mentee calibrate FILE.jsonl`)"
+        return {
+            "threshold": self.threshold,
+            "origin": origin,
+            "calibration": self.calibration.to_dict() if self.calibration is not None else None,
+        }
+
+    @property
+    def guarded_teacher(self) -> GuardedTeacher | None:
+        """The teacher with its ledger and budget, when it is guarded (as the settings' teachers are)."""
+        from mentee.server.teachers.base import GuardedTeacher
+
+        return self.teacher if isinstance(self.teacher, GuardedTeacher) else None

