@@ -20,7 +20,7 @@ test: install
 	$(PYTHON) -m pytest
 
 test-fast: install
-	$(PYTHON) -m pytest -m "not vllm and not model"
+	$(PYTHON) -m pytest -m "not vllm and not model and not train"
 
 lint: install
 	$(VENV)/bin/ruff check server memory ui tests bench

@@ -254,6 +254,56 @@ def create_app(mentee: Mentee) -> FastAPI:
     async def calibration() -> dict[str, Any]:
         return mentee.calibration_state()
 
+    @app.post("/v1/mentee/train", dependencies=admin, status_code=202)
+    async def train() -> dict[str, Any]:
+        from mentee.server.learning import LearningError
+
+        try:
+            job = mentee.rounds.submit("asked through the API")
+        except LearningError as e:
+            raise ApiError(409, str(e), code="round_running") from e
+        except MenteeError as e:
+            raise ApiError(503, str(e), "service_unavailable", "learning_unavailable") from e
+        return job.to_dict()
+
+    @app.get("/v1/mentee/train/{job_id}", dependencies=admin)
+    async def train_status(job_id: str) -> dict[str, Any]:
+        job = mentee.rounds.get(job_id) if mentee.adapters is not None else None
+        if job is None:
+            raise ApiError(404, f"no learning round {job_id!r}", code="not_found")
+        return job.to_dict()
+
+    @app.get("/v1/mentee/adapters", dependencies=admin)
+    async def adapters() -> dict[str, Any]:
+        store = mentee.adapters
+        if store is None:
+            return {"active": None, "data": [], "history": []}
+        versions = await run_in_threadpool(store.versions)
+        active = await run_in_threadpool(store.active)
+        return {
+            "active": active.version if active is not None else None,
+            "data": [{"version": v.version, "verdict": v.verdict, **v.manifest} for v in versions],
+            "history": store.history(),
+        }
+
+    @app.post("/v1/mentee/adapters/{version}/activate", dependencies=admin)
+    async def activate(version: str) -> dict[str, Any]:
+        from mentee.server.adapters import AdapterError, AdapterNotFoundError
+
+        try:
+            chosen = await run_in_threadpool(
+                lambda: mentee.learner.activate(None if version == "base" else version, reason="activated by an admin")
+            )
+        except InvalidRequestError as e:
+            raise ApiError(400, str(e)) from e
+        except AdapterNotFoundError as e:
+            raise ApiError(404, str(e), code="not_found") from e
+        except AdapterError as e:
+            raise ApiError(409, str(e), code="not_servable") from e
+        except MenteeError as e:
+            raise ApiError(503, str(e), "service_unavailable", "learning_unavailable") from e
+        return {"active": chosen.version if chosen is not None else None}
+
     @app.get("/v1/mentee/memory", dependencies=admin)
     async def memory_list(
         q: Annotated[str | None, Query(max_length=2000, description="Search text: nearest items first.")] = None,

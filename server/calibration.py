@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from mentee.server.errors import InvalidRequestError
+from mentee.server.files import write_json
 
 CALIBRATION_FILE = "calibration.json"
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
@@ -127,12 +128,7 @@ def measure(
 
 def save_calibration(home: Path, calibration: Calibration) -> Path:
     """Write the calibration into mentee's home (temp file, then rename)."""
-    home.mkdir(parents=True, exist_ok=True)
-    path = home / CALIBRATION_FILE
-    partial = path.with_suffix(".tmp")
-    partial.write_text(json.dumps(calibration.to_dict(), indent=2) + "\n")
-    partial.replace(path)
-    return path
+    return write_json(home / CALIBRATION_FILE, calibration.to_dict())
 
 
 def load_calibration(home: Path) -> Calibration | None:

@@ -30,9 +30,13 @@ app = typer.Typer(
     add_completion=False,
 )
 model_app = typer.Typer(help="The student model.", no_args_is_help=True)
+anchors_app = typer.Typer(help="Anchors: what the base student knows, kept through learning.", no_args_is_help=True)
+adapters_app = typer.Typer(help="The student's LoRA adapter versions.", no_args_is_help=True)
 student_app = typer.Typer(help="The student's vLLM server.", no_args_is_help=True)
 app.add_typer(model_app, name="model")
 app.add_typer(student_app, name="student")
+app.add_typer(anchors_app, name="anchors")
+app.add_typer(adapters_app, name="adapters")
 
 
 @dataclass(frozen=True)
@@ -285,6 +289,103 @@ def check_exposure(host: str, settings: Settings) -> None:
             "127.0.0.1"
         )
         raise ConfigError(msg)
+
+
+@anchors_app.command("build")
+def anchors_build(
+    ctx: typer.Context,
+    qa_file: Annotated[Path, typer.Argument(help="JSON Lines with 'question' and accepted 'answers'.")],
+    limit: Annotated[int, typer.Option("--limit", min=1, help="Ask the base student at most this many.")] = 400,
+    check_share: Annotated[
+        float, typer.Option("--check-share", min=0.05, max=0.95, help="Share of anchors held out for the gate.")
+    ] = 0.5,
+) -> None:
+    """Ask the base student a QA file's questions; keep those it gets right as anchors (replay / held-out check)."""
+    from tqdm import tqdm
+
+    from mentee.server.dataset import build_anchors, save_anchors
+    from mentee.server.teachers.reference import read_qa_file
+
+    rows = read_qa_file(qa_file)
+    settings = _settings(ctx)
+    with _start_student(settings) as student, tqdm(total=min(limit, len(rows)), desc="asking", file=sys.stderr) as bar:
+        anchors = build_anchors(
+            lambda q: student.generate(q).text,
+            rows,
+            source=str(qa_file),
+            limit=limit,
+            check_share=check_share,
+            progress=lambda asked: bar.update(1),
+        )
+    path = save_anchors(settings.home, anchors)
+    typer.echo(
+        f"{len(anchors.anchors)} anchors of {anchors.asked} questions ({len(anchors.split('replay'))} replay, "
+        f"{len(anchors.split('check'))} held out for the gate); saved to {path}"
+    )
+
+
+@app.command("train")
+def train_command(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the round's outcome as JSON.")] = False,
+) -> None:
+    """Run one learning round now: train on what the memory holds, gate, and make a passed adapter active."""
+    from dataclasses import asdict
+
+    settings = _settings(ctx)
+    with _start_mentee(settings) as mentee:
+
+        def show(update: dict[str, Any]) -> None:
+            if update.get("phase") == "training" and "step" in update:
+                step = f"{update['step']}/{update['total_steps']}"
+                _say(f"  training step {step}, loss {update.get('loss')}, {update.get('eta_s')} s left")
+            elif update.get("phase") != "training":
+                _say(f"  {update}")
+
+        outcome = mentee.learner.run_round(progress=show)
+    if as_json:
+        typer.echo(json.dumps(asdict(outcome)))
+    else:
+        gate = outcome.gate or {}
+        typer.echo(
+            f"{outcome.state}: adapter {outcome.adapter}; new recall {gate.get('new_recall')}, retention "
+            f"{gate.get('retention')}, anchors {gate.get('anchor_accuracy')} (base {gate.get('base_anchor_accuracy')})"
+            + (f"; {outcome.error}" if outcome.error else "")
+            + (f"; {'; '.join(gate.get('reasons', []))}" if gate.get("reasons") else "")
+        )
+    if outcome.state == "failed":
+        raise MenteeError(outcome.error or "the round failed")
+
+
+@adapters_app.command("list")
+def adapters_list(ctx: typer.Context) -> None:
+    """The adapter versions with their gate verdicts; the active one is marked."""
+    from mentee.server.adapters import AdapterStore
+
+    store = AdapterStore(_settings(ctx).home / "adapters")
+    active = store.active()
+    for adapter in store.versions():
+        gate = adapter.manifest.get("gate") or {}
+        mark = "*" if active is not None and active.version == adapter.version else " "
+        typer.echo(
+            f"{mark} {adapter.version}  {adapter.verdict:8s} new recall {gate.get('new_recall')}  anchors "
+            f"{gate.get('anchor_accuracy')}  items {adapter.manifest.get('data', {}).get('new')}"
+        )
+    if active is None:
+        typer.echo("(serving the base model)")
+
+
+@adapters_app.command("activate")
+def adapters_activate(
+    ctx: typer.Context,
+    version: Annotated[str, typer.Argument(help="A passed version (v1, v2, …), or 'base' for no adapter.")],
+) -> None:
+    """Serve another passed version (a rollback), or the base model; running servers follow within a second."""
+    from mentee.server.adapters import AdapterStore
+
+    store = AdapterStore(_settings(ctx).home / "adapters")
+    store.activate(None if version == "base" else version, reason="activated by hand")
+    typer.echo(f"active: {version}")
 
 
 @student_app.command("serve")

@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -233,6 +233,48 @@ class Settings(BaseSettings):
         default=1_000_000, ge=1000, le=100_000_000, description="Largest request body the API accepts."
     )
 
+    lora_rank: int = Field(
+        default=16, ge=1, le=512, description="LoRA rank of the student's adapters (at most vllm_max_lora_rank)."
+    )
+    lora_alpha: int = Field(default=32, ge=1, le=4096, description="LoRA alpha (the update is scaled by alpha/rank).")
+    lora_dropout: float = Field(default=0.0, ge=0, lt=1, description="Dropout on the LoRA path while training.")
+    lora_target_modules: list[str] = Field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        min_length=1,
+        description="The student's linear layers that get LoRA weights.",
+    )
+    train_epochs: int = Field(
+        default=8, ge=1, le=200, description="Passes over a round's data (60 new facts needed ~8 on Gemma 3 270M)."
+    )
+    train_learning_rate: float = Field(default=5e-4, gt=0, le=1, description="AdamW learning rate of a round.")
+    train_batch_size: int = Field(default=8, ge=1, le=1024, description="Examples per training step (per device).")
+    train_seed: int = Field(default=0, ge=0, description="Seed of a round's sampling and initialisation.")
+    train_max_new: int = Field(default=500, ge=1, le=100_000, description="Most new items one round learns.")
+    train_replay_per_new: float = Field(
+        default=1.0, ge=0, le=100, description="Items learned by earlier adapters replayed per new item."
+    )
+    train_anchors_per_new: float = Field(
+        default=1.0, ge=0, le=100, description="Replay anchors (the base model's own right answers) per new item."
+    )
+    gate_min_new_recall: float = Field(
+        default=0.9, ge=0, le=1, description="Share of newly taught items the student must answer right alone."
+    )
+    gate_min_retention: float = Field(
+        default=0.9, ge=0, le=1, description="Share of items taught by earlier adapters it must still answer right."
+    )
+    gate_max_anchor_drop: float = Field(
+        default=0.05, ge=0, le=1, description="Largest fall in held-out anchor accuracy against the base model."
+    )
+    learn_after_items: int = Field(
+        default=0, ge=0, description="Start a learning round when this many remembered items are not learned (0: off)."
+    )
+    learn_every_minutes: float = Field(
+        default=0.0, ge=0, description="Start a learning round this often, in minutes (0: off)."
+    )
+    adapters_keep_loaded: int = Field(
+        default=2, ge=1, le=64, description="Adapter versions kept loaded in vLLM (the active one included)."
+    )
+
     @field_validator("home", mode="after")
     @classmethod
     def _expand_home(cls, value: Path) -> Path:
@@ -259,6 +301,16 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_secret_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
         return value if value is not None and value.get_secret_value() else None
+
+    @model_validator(mode="after")
+    def _check_lora_fits_vllm(self) -> Settings:
+        if self.lora_rank > self.vllm_max_lora_rank:
+            msg = f"lora_rank {self.lora_rank} is above vllm_max_lora_rank {self.vllm_max_lora_rank}"
+            raise ValueError(msg)
+        if self.adapters_keep_loaded > self.vllm_max_loras:
+            msg = f"adapters_keep_loaded {self.adapters_keep_loaded} is above vllm_max_loras {self.vllm_max_loras}"
+            raise ValueError(msg)
+        return self
 
     @field_validator("vllm_max_lora_rank", mode="after")
     @classmethod
@@ -324,8 +376,11 @@ def _describe_validation_error(error: ValidationError, config_file: Path | None)
         field = ".".join(str(part) for part in item["loc"]) or "settings"
         value = item.get("input")
         shown = "" if isinstance(value, dict) else f" = {value!r}"
-        where = f"{field} (env {ENV_PREFIX}{field.upper()}"
-        where += f", or in {config_file})" if config_file else ")"
+        if item["loc"]:
+            where = f"{field} (env {ENV_PREFIX}{field.upper()}"
+            where += f", or in {config_file})" if config_file else ")"
+        else:  # a rule across settings: the message names them
+            where = "settings"
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             message = "is not a mentee setting (see `mentee config`)"

@@ -23,6 +23,8 @@ from mentee.server.router import RoutedAnswer, Router, StudentLike, Switches
 if TYPE_CHECKING:
     from mentee.memory.embedder import Embedder
     from mentee.memory.store import Memory
+    from mentee.server.adapters import AdapterStore, AdapterVersion
+    from mentee.server.learning import Learner, RoundRunner
     from mentee.server.teachers.base import GuardedTeacher, Teacher
 
 logger = logging.getLogger(__name__)
@@ -61,6 +63,11 @@ class Mentee:
         self.calibration: Calibration | None = None
         self.started_at = time.time()
         self._lock = threading.Lock()
+        self.adapters: AdapterStore | None = None
+        self._learner: Learner | None = None
+        self._rounds: RoundRunner | None = None
+        self._adapter_checked = 0.0
+        self._switch_lock = threading.Lock()
         self._answers = {"memory": 0, "student": 0, "teacher": 0}
         self._low_confidence = 0
         self._failed = 0
@@ -101,11 +108,18 @@ class Mentee:
         )
         if self.teacher is None:
             logger.warning("no teacher is configured: the student answers what the memory cannot")
+        if self.adapter is None and hasattr(self.student, "load_adapter"):
+            from mentee.server.adapters import AdapterStore
+
+            self.adapters = AdapterStore(self.settings.home / "adapters")
+            self.follow_active_adapter(force=True)  # after a restart, the active version is served again
         return self
 
     def close(self) -> None:
         """Close what :meth:`start` opened (the memory's pending counts are written; mentee's vLLM is stopped)."""
         self.router = None
+        if self._rounds is not None:
+            self._rounds.stop()
         while self._owned:
             part = self._owned.pop()
             try:
@@ -139,6 +153,7 @@ class Mentee:
         if self.router is None:
             msg = "mentee is not started: call start() or use it in a with-block"
             raise MenteeError(msg)
+        self.follow_active_adapter()
         try:
             routed = self.router.answer(messages, switches)
         except MenteeError:
@@ -149,6 +164,56 @@ class Mentee:
             self._answers[routed.source] += 1
             self._low_confidence += routed.low_confidence
         return routed
+
+    # -- adapters ----------------------------------------------------------------------------------------------
+
+    @property
+    def learner(self) -> Learner:
+        """The learning rounds of this deployment (needs mentee's memory and a student it can load adapters into)."""
+        if self._learner is None:
+            from mentee.server.learning import Learner
+            from mentee.server.student import Student
+
+            if self.memory is None or not isinstance(self.student, Student) or self.adapters is None:
+                msg = "learning needs the memory and a vLLM student (started by mentee or at student_url)"
+                raise MenteeError(msg)
+            self._learner = Learner(
+                self.settings, student=self.student, memory=self.memory, store=self.adapters, on_switch=self._switch
+            )
+        return self._learner
+
+    @property
+    def rounds(self) -> RoundRunner:
+        """Rounds in the background: on demand (``submit``) and on the configured schedule."""
+        if self._rounds is None:
+            from mentee.server.learning import RoundRunner
+
+            self.learner  # noqa: B018 - fails early, with the reason, where learning is impossible
+            assert self.memory is not None
+            self._rounds = RoundRunner(lambda: self.learner, self.settings, self.memory)
+        return self._rounds
+
+    def follow_active_adapter(self, *, force: bool = False) -> None:
+        """Serve the store's active version if another worker or a round switched it (checked once a second)."""
+        if self.adapters is None or self.router is None:
+            return
+        now = time.monotonic()
+        if not force and now - self._adapter_checked < 1.0:
+            return
+        self._adapter_checked = now
+        active = self.adapters.active()
+        name = active.served_name if active is not None else None
+        if name == self.router.adapter:
+            return
+        with self._switch_lock:
+            if active is not None and name not in self.student.adapters():  # type: ignore[union-attr]
+                self.student.load_adapter(name, active.path)  # type: ignore[union-attr]
+            self._switch(active)
+
+    def _switch(self, adapter: AdapterVersion | None) -> None:
+        if self.router is not None:
+            self.router.adapter = adapter.served_name if adapter is not None else None
+            logger.info("now serving %s", self.router.adapter or "the base model")
 
     # -- state -----------------------------------------------------------------------------------------------
 

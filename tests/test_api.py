@@ -264,3 +264,12 @@ def test_uncalibrated_threshold_and_saved_calibration(tmp_path: Path, embedder: 
     _, mentee = make_client(tmp_path, embedder)
     assert (mentee.threshold, mentee.calibration_state()["origin"]) == (0.3, "calibrated")
     mentee.close()
+
+
+def test_learning_routes_without_a_vllm_student(served: tuple[TestClient, Mentee]) -> None:
+    client, _ = served
+    refused = client.post("/v1/mentee/train")
+    assert refused.status_code == 503 and "learning needs" in refused.json()["error"]["message"]
+    assert client.get("/v1/mentee/adapters").json() == {"active": None, "data": [], "history": []}
+    assert client.get("/v1/mentee/train/round-x").status_code == 404
+    assert client.post("/v1/mentee/adapters/v1/activate").status_code == 503

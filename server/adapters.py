@@ -1,0 +1,187 @@
+"""The adapters store: versioned LoRA folders (``adapters/v1``, ``v2``, …) with manifests, and the active pointer.
+
+A version's folder appears only when its adapter is complete (trained in a temp folder, renamed into place), so
+a crash never leaves a half-written version. Its manifest (``mentee-adapter.json``) holds the data ids, the
+hyper-parameters, the metrics, the gate's verdict and the base model's checksum. ``active.json`` names the version
+being served (or none: the base model); every API worker reads it, so they agree, and a worker that missed a
+switch catches up on its next read. Only a version whose gate passed can be made active.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mentee.server.errors import InvalidRequestError, MenteeError
+from mentee.server.files import write_json
+
+logger = logging.getLogger(__name__)
+
+MANIFEST = "mentee-adapter.json"
+ACTIVE = "active.json"
+_VERSION = re.compile(r"^v([1-9][0-9]{0,5})$")
+
+
+class AdapterError(MenteeError):
+    """An adapter version is missing, incomplete, or may not be served."""
+
+
+class AdapterNotFoundError(AdapterError):
+    """No such adapter version."""
+
+
+@dataclass(frozen=True)
+class AdapterVersion:
+    """One trained adapter: its folder and manifest."""
+
+    version: str  # "v3"
+    path: Path
+    manifest: dict[str, Any]
+
+    @property
+    def served_name(self) -> str:
+        """The name vLLM serves it under: new per version, never reloaded in place under an old name."""
+        return f"student-{self.version}"
+
+    @property
+    def verdict(self) -> str:
+        """'passed', 'refused', or 'pending' (trained, not yet gated)."""
+        gate = self.manifest.get("gate") or {}
+        return str(gate.get("verdict", "pending"))
+
+    @property
+    def number(self) -> int:
+        return version_number(self.version)
+
+
+def version_number(version: str) -> int:
+    match = _VERSION.match(version)
+    if match is None:
+        msg = f"not an adapter version: {version!r} (expected v1, v2, …)"
+        raise InvalidRequestError(msg)
+    return int(match.group(1))
+
+
+class AdapterStore:
+    """The adapters folder of one deployment (shared by its API workers and its trainer)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    # -- versions --------------------------------------------------------------------------------------------
+
+    def versions(self) -> list[AdapterVersion]:
+        """Complete versions, oldest first."""
+        found = []
+        for folder in self.root.iterdir():
+            if folder.is_dir() and _VERSION.match(folder.name) and (folder / MANIFEST).is_file():
+                found.append(self._read(folder))
+        return sorted(found, key=lambda v: v.number)
+
+    def get(self, version: str) -> AdapterVersion:
+        folder = self.root / f"v{version_number(version)}"
+        if not (folder / MANIFEST).is_file():
+            msg = f"no adapter {version!r} in {self.root}"
+            raise AdapterNotFoundError(msg)
+        return self._read(folder)
+
+    @contextmanager
+    def new_version(self) -> Iterator[tuple[str, Path]]:
+        """Reserve the next version and give a temp folder to write it into; on success the folder (which must
+        hold a manifest by then) is renamed to ``vN``; on failure it is removed and no version appears."""
+        with self._lock():
+            numbers = [v.number for v in self.versions()]
+            numbers += [int(m.group(1)) for p in self.root.glob(".partial-v*") if (m := re.search(r"v(\d+)$", p.name))]
+            version = f"v{max(numbers, default=0) + 1}"
+            partial = self.root / f".partial-{version}"
+            partial.mkdir()
+        try:
+            yield version, partial
+            if not (partial / MANIFEST).is_file():
+                msg = f"adapter {version} has no manifest: not complete"
+                raise AdapterError(msg)
+            partial.rename(self.root / version)
+        except BaseException:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
+
+    def update_manifest(self, version: str, **changes: Any) -> AdapterVersion:
+        """Merge ``changes`` into a version's manifest (written to a temp file, then renamed)."""
+        adapter = self.get(version)
+        manifest = {**adapter.manifest, **changes}
+        write_json(adapter.path / MANIFEST, manifest)
+        return AdapterVersion(adapter.version, adapter.path, manifest)
+
+    def remove_partials(self) -> int:
+        """Delete what crashed rounds left behind; how many."""
+        partials = list(self.root.glob(".partial-v*"))
+        for folder in partials:
+            shutil.rmtree(folder, ignore_errors=True)
+        return len(partials)
+
+    # -- the active version ----------------------------------------------------------------------------------
+
+    def active(self) -> AdapterVersion | None:
+        """The version being served, or ``None`` for the base model."""
+        state = self._active_state()
+        version = state.get("active")
+        if not version:
+            return None
+        try:
+            return self.get(version)
+        except AdapterError:
+            logger.warning("the active adapter %s is gone; serving the base model", version)
+            return None
+
+    def activate(self, version: str | None, *, reason: str = "") -> AdapterVersion | None:
+        """Make ``version`` (a passed one) the served version; ``None`` goes back to the base model."""
+        with self._lock():
+            adapter = None
+            if version is not None:
+                adapter = self.get(version)
+                if adapter.verdict != "passed":
+                    msg = f"adapter {version} did not pass its gate ({adapter.verdict}); it is never served"
+                    raise AdapterError(msg)
+            state = self._active_state()
+            history = [*state.get("history", []), {"active": version, "at": time.time(), "reason": reason}]
+            write_json(self.root / ACTIVE, {"active": version, "history": history[-100:]})
+        return adapter
+
+    def history(self) -> list[dict[str, Any]]:
+        return list(self._active_state().get("history", []))
+
+    # -- internals -------------------------------------------------------------------------------------------
+
+    def _active_state(self) -> dict[str, Any]:
+        path = self.root / ACTIVE
+        if not path.is_file():
+            return {}
+        try:
+            return dict(json.loads(path.read_text()))
+        except (OSError, ValueError) as e:
+            msg = f"{path} is unreadable: {e}"
+            raise AdapterError(msg) from e
+
+    def _read(self, folder: Path) -> AdapterVersion:
+        try:
+            manifest = json.loads((folder / MANIFEST).read_text())
+        except (OSError, ValueError) as e:
+            msg = f"the manifest of {folder} is unreadable: {e}"
+            raise AdapterError(msg) from e
+        return AdapterVersion(folder.name, folder, manifest)
+
+    @contextmanager
+    def _lock(self) -> Iterator[None]:
+        from filelock import FileLock
+
+        with FileLock(str(self.root / ".lock"), timeout=60):
+            yield

@@ -1,0 +1,210 @@
+"""What a learning round trains on, and what its gate checks.
+
+- **New items**: remembered answers no adapter has learned yet.
+- **Replay**: items learned by earlier adapters, so a new adapter keeps them.
+- **Anchors**: questions the *base* student already answers correctly (built once from its own answers on a QA
+  file). They are split for good into *replay* anchors, trained on to hold the student's general knowledge in
+  place, and *check* anchors, never trained on, on which the gate measures forgetting.
+
+Examples are put in the student's own prompt format (the few-shot Q/A prompt of a base model, or its chat
+template), so it learns the answers the way it is asked; the loss falls on the answer tokens only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from mentee.server.calibration import is_correct
+from mentee.server.errors import InvalidRequestError
+from mentee.server.files import write_json
+from mentee.server.prompting import ChatMessage, PromptFormat
+
+if TYPE_CHECKING:
+    from mentee.memory.store import Memory
+
+logger = logging.getLogger(__name__)
+
+ANCHORS_FILE = "anchors.json"
+Kind = Literal["new", "replay", "anchor"]
+
+
+@dataclass(frozen=True)
+class Example:
+    """One question and the answer to train on."""
+
+    id: str
+    question: str
+    answer: str
+    kind: Kind
+    accepted: tuple[str, ...] = ()  # answers that count as right when checking it (the answer itself if empty)
+
+    def accepted_answers(self) -> tuple[str, ...]:
+        return self.accepted or (self.answer,)
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """A question the base student answers correctly."""
+
+    id: str
+    question: str
+    answers: tuple[str, ...]  # accepted answers from the QA file
+    base_answer: str  # what the base student said (trained on for replay: its own words)
+    split: Literal["replay", "check"]
+
+
+@dataclass(frozen=True)
+class AnchorSet:
+    anchors: tuple[Anchor, ...]
+    source: str
+    asked: int
+    created_at: float = field(default_factory=time.time)
+
+    def split(self, name: str) -> list[Anchor]:
+        return [a for a in self.anchors if a.split == name]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "asked": self.asked,
+            "created_at": self.created_at,
+            "anchors": [asdict(a) for a in self.anchors],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AnchorSet:
+        anchors = tuple(
+            Anchor(a["id"], a["question"], tuple(a["answers"]), a["base_answer"], a["split"]) for a in data["anchors"]
+        )
+        return cls(anchors, data["source"], int(data["asked"]), float(data.get("created_at", 0.0)))
+
+
+def build_anchors(
+    ask: Callable[[str], str],
+    rows: Iterable[dict[str, Any]],
+    *,
+    source: str,
+    limit: int,
+    check_share: float = 0.5,
+    progress: Callable[[int], None] | None = None,
+) -> AnchorSet:
+    """Ask the base student up to ``limit`` questions; keep those it gets right, each put for good in the replay
+    or the check split (by a hash of the question, so the split never depends on order)."""
+    if not 0.0 < check_share < 1.0:
+        msg = f"check_share must be between 0 and 1, got {check_share}"
+        raise InvalidRequestError(msg)
+    anchors = []
+    asked = 0
+    for row in rows:
+        if asked >= limit:
+            break
+        asked += 1
+        said = ask(row["question"])
+        if progress is not None:
+            progress(asked)
+        if said.strip() and is_correct(said, row["answers"]):
+            anchor_id = _digest(row["question"])
+            split: Literal["replay", "check"] = "check" if _share(anchor_id) < check_share else "replay"
+            anchors.append(Anchor(anchor_id, row["question"], tuple(row["answers"]), said.strip(), split))
+    return AnchorSet(tuple(anchors), source, asked)
+
+
+def save_anchors(home: Path, anchors: AnchorSet) -> Path:
+    return write_json(home / ANCHORS_FILE, anchors.to_dict(), indent=1)
+
+
+def load_anchors(home: Path) -> AnchorSet | None:
+    path = home / ANCHORS_FILE
+    if not path.is_file():
+        return None
+    return AnchorSet.from_dict(json.loads(path.read_text()))
+
+
+@dataclass(frozen=True)
+class RoundData:
+    """A round's training examples and the figures the gate checks them by."""
+
+    new: tuple[Example, ...]
+    replay: tuple[Example, ...]
+    anchors: tuple[Example, ...]  # replay anchors, trained on
+    check_anchors: tuple[Example, ...]  # held out: never trained on
+
+    @property
+    def train(self) -> list[Example]:
+        return [*self.new, *self.replay, *self.anchors]
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "new": len(self.new),
+            "replay": len(self.replay),
+            "anchors": len(self.anchors),
+            "check_anchors": len(self.check_anchors),
+            "new_ids": [e.id for e in self.new],
+            "replay_ids": [e.id for e in self.replay],
+            "anchor_ids": [e.id for e in self.anchors],
+        }
+
+
+def build_round(
+    memory: Memory,
+    anchors: AnchorSet | None,
+    *,
+    replay_per_new: float = 1.0,
+    anchors_per_new: float = 1.0,
+    max_new: int = 500,
+    seed: int = 0,
+) -> RoundData:
+    """The next round's data from the memory: items not yet learned (oldest first, at most ``max_new``), a sample
+    of learned items to replay, and replay anchors, in the configured ratios to the new items."""
+    if replay_per_new < 0 or anchors_per_new < 0:
+        msg = "replay_per_new and anchors_per_new must be >= 0"
+        raise InvalidRequestError(msg)
+    records = memory.list(limit=10**9)
+    pending = sorted((r for r in records if not r.learned_by), key=lambda r: r.created_at)[:max_new]
+    learned = [r for r in records if r.learned_by]
+    rng = random.Random(seed)
+    new = tuple(Example(r.id, r.question, r.answer, "new") for r in pending)
+    replay_count = min(len(learned), round(len(new) * replay_per_new))
+    replay = tuple(Example(r.id, r.question, r.answer, "replay") for r in rng.sample(learned, replay_count))
+    replay_anchors = anchors.split("replay") if anchors is not None else []
+    anchor_count = min(len(replay_anchors), round(len(new) * anchors_per_new))
+    trained_anchors = tuple(
+        Example(a.id, a.question, a.base_answer, "anchor", a.answers) for a in rng.sample(replay_anchors, anchor_count)
+    )
+    check = tuple(
+        Example(a.id, a.question, a.base_answer, "anchor", a.answers)
+        for a in (anchors.split("check") if anchors is not None else [])
+    )
+    return RoundData(new, replay, trained_anchors, check)
+
+
+def training_pair(fmt: PromptFormat, question: str, answer: str, tokenizer: Any = None) -> tuple[str, str]:
+    """(prompt, completion) for one example in the student's prompt format; the loss falls on the completion."""
+    request = fmt.build([ChatMessage("user", question)])
+    if request.endpoint == "completions":
+        return request.prompt, " " + " ".join(answer.split()) + "\n"
+    if tokenizer is None:
+        msg = "a chat-template student needs its tokenizer to format training examples"
+        raise InvalidRequestError(msg)
+    prompt = tokenizer.apply_chat_template(list(request.messages), add_generation_prompt=True, tokenize=False)
+    return prompt, answer.strip() + (tokenizer.eos_token or "")
+
+
+def examples_to_json(examples: Sequence[Example]) -> list[dict[str, Any]]:
+    return [asdict(e) for e in examples]
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(" ".join(text.lower().split()).encode()).hexdigest()[:16]
+
+
+def _share(digest: str) -> float:
+    return int(digest[:8], 16) / 0xFFFFFFFF

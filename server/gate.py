@@ -1,0 +1,123 @@
+"""The gate: an adapter is served only if the student, alone, proves it learned and forgot nothing.
+
+Measured with the student as it will be served (memory and teacher off): recall of the newly taught items,
+retention of items taught by earlier adapters, and accuracy on held-out *check* anchors (questions the base
+model answers correctly, never trained on) against the base model's accuracy on them — the forgetting check.
+Paraphrases of taught questions count where the data has them. Every figure and the verdict go into the
+adapter's manifest.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from mentee.server.calibration import is_correct
+from mentee.server.dataset import Example
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class GateThresholds:
+    """What an adapter must reach (from the settings' ``gate_*`` fields)."""
+
+    min_new_recall: float = 0.9  # share of newly taught items the student answers right alone
+    min_retention: float = 0.9  # share of items taught by earlier adapters still answered right
+    max_anchor_drop: float = 0.05  # largest fall in check-anchor accuracy against the base model
+    min_paraphrase_recall: float = 0.0  # share of taught items' paraphrases answered right (0: not required)
+
+
+@dataclass(frozen=True)
+class GateReport:
+    verdict: str  # "passed" or "refused"
+    reasons: tuple[str, ...]
+    new_recall: float | None
+    retention: float | None
+    anchor_accuracy: float | None
+    base_anchor_accuracy: float | None
+    paraphrase_recall: float | None
+    counts: dict[str, int] = field(default_factory=dict)
+    misses: dict[str, list[dict[str, str]]] = field(default_factory=dict)  # a few wrong answers, for people
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict == "passed"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def score(ask: Callable[[str], str], examples: Sequence[Example]) -> tuple[float | None, list[dict[str, str]]]:
+    """Share of ``examples`` answered right by ``ask``, and the misses."""
+    if not examples:
+        return None, []
+    misses = []
+    for example in examples:
+        said = ask(example.question)
+        if not is_correct(said, example.accepted_answers()):
+            misses.append({"question": example.question, "expected": example.answer, "said": said})
+    return round(1.0 - len(misses) / len(examples), 4), misses
+
+
+def run_gate(
+    ask: Callable[[str], str],
+    *,
+    new: Sequence[Example],
+    replay: Sequence[Example],
+    check_anchors: Sequence[Example],
+    paraphrases: Sequence[Example] = (),
+    base_ask: Callable[[str], str] | None = None,
+    thresholds: GateThresholds | None = None,
+) -> GateReport:
+    """Measure the candidate (``ask``) and decide. ``base_ask`` measures the base model on the check anchors;
+    without it the base model is taken to get them all right (that is how anchors are chosen)."""
+    limits = thresholds or GateThresholds()
+    new_recall, new_misses = score(ask, new)
+    retention, replay_misses = score(ask, replay)
+    anchor_accuracy, anchor_misses = score(ask, check_anchors)
+    paraphrase_recall, paraphrase_misses = score(ask, paraphrases)
+    base_accuracy = None
+    if check_anchors:
+        base_accuracy = score(base_ask, check_anchors)[0] if base_ask is not None else 1.0
+    reasons = []
+    if new_recall is None:
+        reasons.append("nothing new was taught")
+    elif new_recall < limits.min_new_recall:
+        reasons.append(f"did not learn: new-item recall {new_recall:.2f} < {limits.min_new_recall:.2f}")
+    if retention is not None and retention < limits.min_retention:
+        reasons.append(f"forgot taught items: retention {retention:.2f} < {limits.min_retention:.2f}")
+    if anchor_accuracy is not None and base_accuracy is not None:
+        drop = base_accuracy - anchor_accuracy
+        if drop > limits.max_anchor_drop:
+            reasons.append(
+                f"forgot what the base model knew: anchor accuracy {anchor_accuracy:.2f} vs base "
+                f"{base_accuracy:.2f} (drop {drop:.2f} > {limits.max_anchor_drop:.2f})"
+            )
+    if paraphrase_recall is not None and paraphrase_recall < limits.min_paraphrase_recall:
+        reasons.append(f"paraphrase recall {paraphrase_recall:.2f} < {limits.min_paraphrase_recall:.2f}")
+    report = GateReport(
+        verdict="refused" if reasons else "passed",
+        reasons=tuple(reasons),
+        new_recall=new_recall,
+        retention=retention,
+        anchor_accuracy=anchor_accuracy,
+        base_anchor_accuracy=base_accuracy,
+        paraphrase_recall=paraphrase_recall,
+        counts={
+            "new": len(new),
+            "replay": len(replay),
+            "check_anchors": len(check_anchors),
+            "paraphrases": len(paraphrases),
+        },
+        misses={
+            "new": new_misses[:10],
+            "replay": replay_misses[:10],
+            "anchors": anchor_misses[:10],
+            "paraphrases": paraphrase_misses[:10],
+        },
+    )
+    logger.info("gate: %s %s", report.verdict, "; ".join(reasons))
+    return report

@@ -1,0 +1,376 @@
+"""A learning round, end to end: the memory's new items -> a trainer process -> the gate -> the served adapter.
+
+:class:`Learner` runs one round at a time for a deployment:
+
+1. the round's data (:mod:`mentee.server.dataset`): new items, replay, replay anchors; held-out check anchors;
+2. the trainer in its own process (:mod:`mentee.server.trainer`), its progress passed on as it comes;
+3. the adapter moved into the store as the next version ``vN`` with its manifest (a crash before this point
+   leaves the served adapter and the memory as they were);
+4. the gate (:mod:`mentee.server.gate`), through the running vLLM, with the student alone: the adapter is loaded
+   under its own new name ``student-vN`` and asked the gate's questions;
+5. a passed adapter becomes the active version (the router switches to it, the items it learned are marked in the
+   memory, older loaded versions beyond ``adapters_keep_loaded`` are unloaded); a refused one is unloaded and
+   kept on disk for inspection.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mentee.server.adapters import MANIFEST, AdapterStore, AdapterVersion
+from mentee.server.dataset import RoundData, build_round, examples_to_json, load_anchors
+from mentee.server.errors import MenteeError
+from mentee.server.files import write_json
+from mentee.server.gate import GateReport, GateThresholds, run_gate
+from mentee.server.trainer import RESULT, LoraSettings, TrainingJob, read_progress
+
+if TYPE_CHECKING:
+    from mentee.memory.store import Memory
+    from mentee.server.config import Settings
+    from mentee.server.student import Student
+
+logger = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[dict[str, Any]], None]
+
+
+class LearningError(MenteeError):
+    """A round could not run (another is running, nothing to learn, the trainer failed)."""
+
+
+@dataclass
+class RoundOutcome:
+    """What a round did."""
+
+    state: str  # "passed", "refused", "failed", "skipped"
+    adapter: str | None = None
+    gate: dict[str, Any] | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    seconds: float = 0.0
+
+
+class Learner:
+    """Learning rounds for one deployment; never two at once."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        student: Student,
+        memory: Memory,
+        store: AdapterStore | None = None,
+        on_switch: Callable[[AdapterVersion | None], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.student = student
+        self.memory = memory
+        self.store = store or AdapterStore(settings.home / "adapters")
+        self.on_switch = on_switch
+        self._running = threading.Lock()
+        self.trainer_process: subprocess.Popen[bytes] | None = None
+
+    # -- settings ----------------------------------------------------------------------------------------------
+
+    def lora(self) -> LoraSettings:
+        s = self.settings
+        return LoraSettings(
+            rank=s.lora_rank,
+            alpha=s.lora_alpha,
+            dropout=s.lora_dropout,
+            target_modules=tuple(s.lora_target_modules),
+            epochs=s.train_epochs,
+            learning_rate=s.train_learning_rate,
+            batch_size=s.train_batch_size,
+            seed=s.train_seed,
+        )
+
+    def thresholds(self) -> GateThresholds:
+        s = self.settings
+        return GateThresholds(
+            min_new_recall=s.gate_min_new_recall,
+            min_retention=s.gate_min_retention,
+            max_anchor_drop=s.gate_max_anchor_drop,
+        )
+
+    # -- a round -----------------------------------------------------------------------------------------------
+
+    def run_round(self, progress: ProgressCallback | None = None) -> RoundOutcome:
+        """Run one round now; :class:`LearningError` if one is already running."""
+        if not self._running.acquire(blocking=False):
+            msg = "a learning round is already running"
+            raise LearningError(msg)
+        started = time.monotonic()
+        report = progress or (lambda update: None)
+        try:
+            outcome = self._round(report)
+        except Exception as e:  # the served adapter and the memory stay as they were
+            logger.exception("the learning round failed")
+            outcome = RoundOutcome(state="failed", error=str(e))
+        finally:
+            self._running.release()
+        outcome.seconds = round(time.monotonic() - started, 1)
+        report({"phase": "done", "state": outcome.state})
+        return outcome
+
+    def _round(self, report: ProgressCallback) -> RoundOutcome:
+        self.store.remove_partials()
+        anchors = load_anchors(self.settings.home)
+        if anchors is None or not anchors.split("check"):
+            msg = "no anchor set: build one with `mentee anchors build QA_FILE` (the gate's forgetting check needs it)"
+            raise LearningError(msg)
+        data = build_round(
+            self.memory,
+            anchors,
+            replay_per_new=self.settings.train_replay_per_new,
+            anchors_per_new=self.settings.train_anchors_per_new,
+            max_new=self.settings.train_max_new,
+            seed=self.settings.train_seed,
+        )
+        if not data.new:
+            return RoundOutcome(state="skipped", error="nothing new to learn", data=data.summary())
+        report({"phase": "training", "new": len(data.new), "examples": len(data.train)})
+        job_dir = self.settings.home / "training" / time.strftime("round-%Y%m%d-%H%M%S")
+        training = self._train(data, job_dir, report)
+        with self.store.new_version() as (version, partial):
+            for item in (job_dir / "adapter").iterdir():
+                shutil.copy2(item, partial / item.name)
+            manifest = {
+                "version": version,
+                "created_at": time.time(),
+                "base_model": str(self.student.model_dir or self.settings.student_model),
+                "base_model_sha256": _base_checksum(self.student.model_dir),
+                "prompt_format": self.student.prompt_format.name,
+                "data": data.summary(),
+                "hyperparameters": self.lora().__dict__ | {"target_modules": list(self.lora().target_modules)},
+                "training": training,
+                "gate": None,
+            }
+            write_json(partial / MANIFEST, manifest)
+        adapter = self.store.get(version)
+        report({"phase": "gate", "adapter": version})
+        gate = self._gate(adapter, data)
+        adapter = self.store.update_manifest(version, gate=gate.to_dict())
+        if not gate.passed:
+            self.student.unload_adapter(adapter.served_name)
+            return RoundOutcome("refused", version, gate.to_dict(), data.summary(), training)
+        self.activate(version, reason="round passed its gate")
+        self.memory.mark_learned([e.id for e in data.new], version)
+        return RoundOutcome("passed", version, gate.to_dict(), data.summary(), training)
+
+    def _train(self, data: RoundData, job_dir: Path, report: ProgressCallback) -> dict[str, Any]:
+        base = self.student.model_dir
+        if base is None:
+            msg = "the student's model folder is unknown (a remote vLLM): set student_model to its local folder"
+            raise LearningError(msg)
+        TrainingJob(str(base), self.student.prompt_format.name, examples_to_json(data.train), self.lora()).write(
+            job_dir
+        )
+        with (job_dir / "train.log").open("wb") as log:
+            self.trainer_process = subprocess.Popen(
+                [sys.executable, "-m", "mentee.server.trainer", str(job_dir)], stdout=log, stderr=subprocess.STDOUT
+            )
+            last = None
+            while self.trainer_process.poll() is None:
+                time.sleep(0.5)
+                now = read_progress(job_dir)
+                if now is not None and now != last:
+                    report({"phase": "training", **now})
+                    last = now
+        code, self.trainer_process = self.trainer_process.returncode, None
+        if code != 0 or not (job_dir / RESULT).is_file():
+            tail = (job_dir / "train.log").read_text(errors="replace")[-1500:]
+            msg = f"the trainer failed (exit {code}); its log {job_dir / 'train.log'} ends:\n{tail}"
+            raise LearningError(msg)
+        return dict(json.loads((job_dir / RESULT).read_text()))
+
+    def _gate(self, adapter: AdapterVersion, data: RoundData) -> GateReport:
+        self.student.load_adapter(adapter.served_name, adapter.path)
+
+        def ask(question: str) -> str:
+            return self.student.generate(question, adapter=adapter.served_name).text
+
+        return run_gate(
+            ask,
+            new=data.new,
+            replay=data.replay,
+            check_anchors=data.check_anchors,
+            base_ask=lambda q: self.student.generate(q).text,
+            thresholds=self.thresholds(),
+        )
+
+    # -- switching ---------------------------------------------------------------------------------------------
+
+    def activate(self, version: str | None, *, reason: str = "") -> AdapterVersion | None:
+        """Serve ``version`` (a passed one; ``None``: the base model): loaded into vLLM if needed, made active
+        for every worker, older loaded versions beyond ``adapters_keep_loaded`` unloaded."""
+        adapter = self.store.get(version) if version is not None else None
+        if adapter is not None and adapter.served_name not in self.student.adapters():
+            self.student.load_adapter(adapter.served_name, adapter.path)
+        self.store.activate(version, reason=reason)
+        if self.on_switch is not None:
+            self.on_switch(adapter)
+        self._unload_old(keep=adapter)
+        return adapter
+
+    def _unload_old(self, keep: AdapterVersion | None) -> None:
+        loaded = sorted(
+            (name for name in self.student.adapters() if name.startswith("student-v")),
+            key=lambda name: int(name.removeprefix("student-v")),
+        )
+        others = [name for name in loaded if keep is None or name != keep.served_name]
+        for name in others[: max(0, len(others) - (self.settings.adapters_keep_loaded - 1))]:
+            self.student.unload_adapter(name)
+
+
+def _base_checksum(model_dir: Path | None) -> str | None:
+    """The base model's checksum: the one in mentee's model manifest, else a sha256 of its weight files."""
+    if model_dir is None:
+        return None
+    manifest = model_dir / "mentee-model.json"
+    if manifest.is_file():
+        files = json.loads(manifest.read_text()).get("files", {})
+        weights = sorted((name, entry) for name, entry in files.items() if name.endswith(".safetensors"))
+        recorded = [f"{name}:{entry['sha256']}" for name, entry in weights]
+        if recorded:
+            return hashlib.sha256("\n".join(recorded).encode()).hexdigest()
+    digest = hashlib.sha256()
+    for weights in sorted(model_dir.glob("*.safetensors")):
+        with weights.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass
+class RoundJob:
+    """A round asked for through the API or the schedule, and what became of it."""
+
+    id: str
+    state: str = "queued"  # queued, running, passed, refused, failed, skipped
+    reason: str = ""
+    progress: dict[str, Any] = field(default_factory=dict)
+    outcome: RoundOutcome | None = None
+    created_at: float = field(default_factory=time.time)
+
+    def to_dict(self) -> dict[str, Any]:
+        outcome = self.outcome
+        return {
+            "id": self.id,
+            "state": self.state,
+            "reason": self.reason,
+            "progress": self.progress,
+            "adapter": outcome.adapter if outcome else None,
+            "gate": outcome.gate if outcome else None,
+            "data": outcome.data if outcome else None,
+            "training": outcome.training if outcome else None,
+            "error": outcome.error if outcome else None,
+            "seconds": outcome.seconds if outcome else None,
+            "created_at": self.created_at,
+        }
+
+
+class RoundRunner:
+    """Runs rounds in a background thread, one at a time, on demand or on a schedule (after ``learn_after_items``
+    new remembered items, or every ``learn_every_minutes``)."""
+
+    def __init__(self, learner: Callable[[], Learner], settings: Settings, memory: Memory) -> None:
+        self._learner = learner
+        self.settings = settings
+        self.memory = memory
+        self.jobs: dict[str, RoundJob] = {}
+        self._lock = threading.Lock()
+        self._current: RoundJob | None = None
+        self._stop = threading.Event()
+        self._last_round = time.monotonic()
+        self._scheduler: threading.Thread | None = None
+
+    def submit(self, reason: str = "on demand") -> RoundJob:
+        """Queue a round; :class:`LearningError` if one is queued or running."""
+        import uuid
+
+        with self._lock:
+            if self._current is not None:
+                msg = f"a learning round is already {self._current.state} ({self._current.id})"
+                raise LearningError(msg)
+            job = RoundJob(id=f"round-{uuid.uuid4().hex[:12]}", reason=reason)
+            self.jobs[job.id] = job
+            self._current = job
+        threading.Thread(target=self._run, args=(job,), name=f"mentee-{job.id}", daemon=True).start()
+        return job
+
+    def get(self, job_id: str) -> RoundJob | None:
+        return self.jobs.get(job_id)
+
+    @property
+    def busy(self) -> bool:
+        return self._current is not None
+
+    def _run(self, job: RoundJob) -> None:
+        job.state = "running"
+
+        def progress(update: dict[str, Any]) -> None:
+            job.progress = {**update, "at": time.time()}
+
+        try:
+            outcome = self._learner().run_round(progress=progress)
+        except Exception as e:
+            outcome = RoundOutcome(state="failed", error=str(e))
+        job.outcome = outcome
+        job.state = outcome.state
+        with self._lock:
+            self._current = None
+            self._last_round = time.monotonic()
+
+    # -- the schedule ------------------------------------------------------------------------------------------
+
+    def start_schedule(self) -> None:
+        """Check every few seconds whether a round is due (no-op when both triggers are off)."""
+        if not (self.settings.learn_after_items or self.settings.learn_every_minutes) or self._scheduler:
+            return
+        self._scheduler = threading.Thread(target=self._schedule, name="mentee-learning-schedule", daemon=True)
+        self._scheduler.start()
+
+    def stop(self) -> None:
+        """Stop the schedule, and a running trainer process (its round fails; nothing served changes)."""
+        self._stop.set()
+        if self._current is not None and (process := self._learner().trainer_process) is not None:
+            process.terminate()
+
+    def due(self) -> str | None:
+        """Why a round is due now, or ``None``."""
+        if self.busy:
+            return None
+        after = self.settings.learn_after_items
+        if after:
+            pending = self.memory.stats()["not_learned"]
+            if pending >= after:
+                return f"{pending} new items (learn_after_items = {after})"
+        every = self.settings.learn_every_minutes
+        if every and time.monotonic() - self._last_round >= every * 60:
+            return f"{every} minutes since the last round (learn_every_minutes)"
+        return None
+
+    def _schedule(self) -> None:
+        while not self._stop.wait(5.0):
+            try:
+                reason = self.due()
+                if reason is not None:
+                    logger.info("starting a learning round: %s", reason)
+                    self.submit(reason)
+            except LearningError:
+                pass
+            except Exception:
+                logger.exception("the learning schedule failed to check; trying again")

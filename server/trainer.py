@@ -1,0 +1,199 @@
+"""The trainer: one LoRA round as its own process, never inside a request.
+
+``python -m mentee.server.trainer JOB_DIR`` reads ``JOB_DIR/job.json`` (base model, prompt format, examples,
+LoRA and optimiser settings), trains a peft LoRA adapter with transformers' ``Trainer`` (CPU or GPU, and
+data-parallel under ``accelerate launch``), reports progress (step, loss, ETA) to ``JOB_DIR/progress.json``
+as it goes, and writes the adapter to ``JOB_DIR/adapter`` with ``JOB_DIR/result.json`` last: a job without
+``result.json`` did not finish, and nothing outside ``JOB_DIR`` is touched.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mentee.server.files import write_json
+
+logger = logging.getLogger(__name__)
+
+JOB = "job.json"
+PROGRESS = "progress.json"
+RESULT = "result.json"
+
+
+@dataclass(frozen=True)
+class LoraSettings:
+    """The adapter's shape and how it is trained (from the settings' ``lora_*`` / ``train_*`` fields)."""
+
+    rank: int = 16
+    alpha: int = 32
+    dropout: float = 0.0
+    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+    epochs: int = 8
+    learning_rate: float = 5e-4
+    batch_size: int = 8
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class TrainingJob:
+    """Everything one trainer process needs; written as ``job.json``."""
+
+    base_model: str
+    prompt_format: str  # "qa" or "chat"
+    examples: list[dict[str, Any]]  # {"id", "question", "answer", "kind", …}
+    lora: LoraSettings = field(default_factory=LoraSettings)
+
+    def write(self, job_dir: Path) -> Path:
+        job_dir.mkdir(parents=True, exist_ok=True)
+        path = job_dir / JOB
+        path.write_text(json.dumps({**asdict(self), "lora": asdict(self.lora)}, indent=1))
+        return path
+
+    @classmethod
+    def read(cls, job_dir: Path) -> TrainingJob:
+        data = json.loads((job_dir / JOB).read_text())
+        lora = data.pop("lora")
+        lora["target_modules"] = tuple(lora["target_modules"])
+        return cls(**data, lora=LoraSettings(**lora))
+
+
+def read_progress(job_dir: Path) -> dict[str, Any] | None:
+    """The trainer's last progress report, or ``None`` before its first."""
+    try:
+        return dict(json.loads((job_dir / PROGRESS).read_text()))
+    except (OSError, ValueError):
+        return None
+
+
+def train(job_dir: Path) -> dict[str, Any]:
+    """Run the job in ``job_dir``; the result (also written to ``result.json``)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import (
+        AutoModelForCausalLM,
+        AutoTokenizer,
+        DataCollatorForSeq2Seq,
+        Trainer,
+        TrainerCallback,
+        TrainingArguments,
+    )
+
+    from mentee.server.dataset import training_pair
+    from mentee.server.prompting import prompt_format
+
+    job = TrainingJob.read(job_dir)
+    started = time.monotonic()
+    torch.manual_seed(job.lora.seed)
+    tokenizer = AutoTokenizer.from_pretrained(job.base_model)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    fmt = prompt_format(job.prompt_format)
+    rows = []
+    for example in job.examples:
+        prompt, completion = training_pair(fmt, example["question"], example["answer"], tokenizer)
+        prompt_ids = tokenizer(prompt)["input_ids"]
+        completion_ids = tokenizer(completion, add_special_tokens=False)["input_ids"]
+        rows.append(
+            {
+                "input_ids": prompt_ids + completion_ids,
+                "attention_mask": [1] * (len(prompt_ids) + len(completion_ids)),
+                "labels": [-100] * len(prompt_ids) + completion_ids,  # loss on the answer only
+            }
+        )
+    on_gpu = torch.cuda.is_available()
+    model = AutoModelForCausalLM.from_pretrained(job.base_model, dtype=torch.bfloat16 if on_gpu else torch.float32)
+    config = LoraConfig(
+        r=job.lora.rank,
+        lora_alpha=job.lora.alpha,
+        lora_dropout=job.lora.dropout,
+        target_modules=list(job.lora.target_modules),
+        task_type="CAUSAL_LM",
+    )
+    model = get_peft_model(model, config)
+    trainable, total = model.get_nb_trainable_parameters()
+
+    class Progress(TrainerCallback):
+        loss: float | None = None
+
+        def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **kw: Any) -> None:
+            if not state.is_world_process_zero:
+                return
+            self.loss = (logs or {}).get("loss", self.loss)
+            elapsed = time.monotonic() - started
+            step, total_steps = state.global_step, max(state.max_steps, 1)
+            rate = elapsed / step if step else None
+            write_json(
+                job_dir / PROGRESS,
+                {
+                    "step": step,
+                    "total_steps": total_steps,
+                    "epoch": round(state.epoch or 0.0, 3),
+                    "loss": self.loss,
+                    "elapsed_s": round(elapsed, 1),
+                    "eta_s": round(rate * (total_steps - step), 1) if rate else None,
+                },
+            )
+
+    args = TrainingArguments(
+        output_dir=str(job_dir / "checkpoints"),
+        num_train_epochs=job.lora.epochs,
+        learning_rate=job.lora.learning_rate,
+        per_device_train_batch_size=job.lora.batch_size,
+        lr_scheduler_type="constant",
+        warmup_steps=0,
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        seed=job.lora.seed,
+        use_cpu=not on_gpu,
+        bf16=on_gpu,
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+        remove_unused_columns=False,
+    )
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=rows,
+        data_collator=DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100),
+        callbacks=[Progress()],
+    )
+    output = trainer.train()
+    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    result = {
+        "examples": len(rows),
+        "steps": trainer.state.global_step,
+        "epochs": job.lora.epochs,
+        "first_loss": losses[0] if losses else None,
+        "final_loss": losses[-1] if losses else None,
+        "train_loss": output.training_loss,
+        "seconds": round(time.monotonic() - started, 1),
+        "trainable_parameters": trainable,
+        "total_parameters": total,
+        "device": "cuda" if on_gpu else "cpu",
+    }
+    if trainer.is_world_process_zero():
+        model.save_pretrained(job_dir / "adapter")
+        tokenizer.save_pretrained(job_dir / "adapter")
+        write_json(job_dir / RESULT, result)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1 or not (Path(args[0]) / JOB).is_file():
+        print(f"usage: python -m mentee.server.trainer JOB_DIR (with {JOB} in it)", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    train(Path(args[0]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

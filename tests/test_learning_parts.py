@@ -1,0 +1,184 @@
+"""The parts of a learning round that need no model: the adapters store, the round's data, the gate."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mentee.memory.embedder import Embedder
+from mentee.memory.store import Memory
+from mentee.server.adapters import MANIFEST, AdapterError, AdapterStore
+from mentee.server.dataset import (
+    AnchorSet,
+    Example,
+    build_anchors,
+    build_round,
+    load_anchors,
+    save_anchors,
+    training_pair,
+)
+from mentee.server.errors import InvalidRequestError
+from mentee.server.gate import GateThresholds, run_gate
+from mentee.server.prompting import QAPromptFormat
+
+
+def write_version(store: AdapterStore, verdict: str | None = "passed") -> str:
+    with store.new_version() as (version, folder):
+        (folder / "adapter_model.safetensors").write_bytes(b"weights")
+        gate = {"verdict": verdict} if verdict else None
+        (folder / MANIFEST).write_text(json.dumps({"version": version, "gate": gate}))
+    return version
+
+
+def test_versions_appear_only_when_complete(tmp_path: Path) -> None:
+    store = AdapterStore(tmp_path / "adapters")
+    assert write_version(store) == "v1"
+    with pytest.raises(RuntimeError), store.new_version() as (version, folder):
+        assert version == "v2"
+        (folder / "adapter_model.safetensors").write_bytes(b"half")
+        raise RuntimeError("the trainer crashed")
+    with pytest.raises(AdapterError, match="no manifest"), store.new_version() as (_, folder):
+        (folder / "adapter_model.safetensors").write_bytes(b"no manifest")
+    assert [v.version for v in store.versions()] == ["v1"]
+    assert not list((tmp_path / "adapters").glob(".partial-*"))
+    assert write_version(store) == "v2"
+
+
+def test_only_passed_versions_are_activated_and_rollback(tmp_path: Path) -> None:
+    store = AdapterStore(tmp_path / "adapters")
+    first, refused, second = write_version(store), write_version(store, "refused"), write_version(store)
+    assert store.active() is None
+    with pytest.raises(AdapterError, match="did not pass"):
+        store.activate(refused)
+    with pytest.raises(AdapterError, match="did not pass"):
+        store.activate(write_version(store, None))  # trained, never gated
+    store.activate(second, reason="round")
+    active = store.active()
+    assert active is not None and (active.version, active.served_name) == ("v3", "student-v3")
+    store.activate(first, reason="rollback")
+    assert AdapterStore(tmp_path / "adapters").active().version == "v1"  # another worker reads the same
+    assert [h["active"] for h in store.history()] == ["v3", "v1"]
+    store.activate(None)
+    assert store.active() is None
+    with pytest.raises(InvalidRequestError, match="not an adapter version"):
+        store.get("latest")
+
+
+def test_anchors_keep_what_the_base_gets_right_split_for_good(tmp_path: Path) -> None:
+    rows = [{"question": f"q{i}?", "answers": [f"a{i}"]} for i in range(40)]
+    known = {f"q{i}?" for i in range(0, 40, 2)}
+    anchors = build_anchors(lambda q: f"a{q[1:-1]}" if q in known else "no idea", rows, source="x", limit=30)
+    assert anchors.asked == 30
+    assert {a.question for a in anchors.anchors} == {f"q{i}?" for i in range(0, 30, 2)}
+    assert anchors.split("replay") and anchors.split("check")
+    assert not {a.id for a in anchors.split("replay")} & {a.id for a in anchors.split("check")}
+    again = build_anchors(lambda q: f"a{q[1:-1]}" if q in known else "", list(reversed(rows)), source="x", limit=40)
+    same = {a.question: a.split for a in again.anchors}
+    assert all(same[a.question] == a.split for a in anchors.anchors)  # the split does not depend on order
+    save_anchors(tmp_path, anchors)
+    assert load_anchors(tmp_path) == AnchorSet.from_dict(anchors.to_dict())
+
+
+def test_round_mixes_new_replay_and_anchors(tmp_path: Path, embedder: Embedder) -> None:
+    memory = Memory(path=tmp_path / "memory", embedder=embedder)
+    taught = [memory.remember(f"Who founded company number {n}?", f"Person {n}", source="t") for n in range(6)]
+    memory.mark_learned([r.id for r in taught[:4]], "v1")
+    rows = [{"question": f"q{i}?", "answers": [f"a{i}"]} for i in range(20)]
+    anchors = build_anchors(lambda q: f"a{q[1:-1]}", rows, source="x", limit=20)
+    data = build_round(memory, anchors, replay_per_new=1.0, anchors_per_new=2.0)
+    assert {e.id for e in data.new} == {r.id for r in taught[4:]}
+    assert len(data.replay) == 2 and {e.id for e in data.replay} <= {r.id for r in taught[:4]}
+    assert len(data.anchors) == min(4, len(anchors.split("replay")))
+    assert {e.id for e in data.anchors}.isdisjoint({e.id for e in data.check_anchors})
+    assert len(data.check_anchors) == len(anchors.split("check"))
+    assert data.summary()["new"] == 2
+
+
+def test_training_pairs_follow_the_prompt_format() -> None:
+    prompt, completion = training_pair(QAPromptFormat(), "Who wrote Dracula?", "Bram  Stoker")
+    assert prompt.endswith("Q: Who wrote Dracula?\nA:")
+    assert completion == " Bram Stoker\n"
+
+
+def example(n: int, kind: str = "new") -> Example:
+    return Example(str(n), f"question {n}?", f"answer {n}", kind)  # type: ignore[arg-type]
+
+
+def test_gate_passes_a_student_that_learned_and_forgot_nothing() -> None:
+    new, replay, anchors = (
+        [example(i) for i in range(10)],
+        [example(i, "replay") for i in range(10, 15)],
+        [example(i, "anchor") for i in range(20, 40)],
+    )
+    report = run_gate(lambda q: q.replace("question", "answer"), new=new, replay=replay, check_anchors=anchors)
+    assert report.passed, report.reasons
+    assert (report.new_recall, report.retention, report.anchor_accuracy) == (1.0, 1.0, 1.0)
+
+
+def test_gate_refuses_no_learning_and_forgetting() -> None:
+    new, anchors = [example(i) for i in range(10)], [example(i, "anchor") for i in range(20, 40)]
+    nothing_learned = run_gate(lambda q: "?", new=new, replay=[], check_anchors=[])
+    assert not nothing_learned.passed and "did not learn" in nothing_learned.reasons[0]
+
+    def forgetful(question: str) -> str:  # learned the new items, lost 3 of 20 anchors
+        number = int(question.split()[1].rstrip("?"))
+        return "?" if number in (20, 21, 22) else question.replace("question", "answer")
+
+    report = run_gate(forgetful, new=new, replay=[], check_anchors=anchors, thresholds=GateThresholds())
+    assert not report.passed
+    assert "forgot what the base model knew" in report.reasons[0]
+    assert report.anchor_accuracy == 0.85 and report.base_anchor_accuracy == 1.0
+    assert len(report.misses["anchors"]) == 3
+    lenient = GateThresholds(max_anchor_drop=0.2)
+    assert run_gate(forgetful, new=new, replay=[], check_anchors=anchors, thresholds=lenient).passed
+
+
+class SlowLearner:
+    """Stands in for the Learner in the runner's own tests: a round that waits until released."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.release = threading.Event()
+        self.rounds = 0
+        self.trainer_process = None
+
+    def run_round(self, progress=None):  # type: ignore[no-untyped-def]
+        from mentee.server.learning import RoundOutcome
+
+        self.rounds += 1
+        if progress is not None:
+            progress({"phase": "training", "step": 1, "total_steps": 2})
+        self.release.wait(10)
+        return RoundOutcome(state="passed", adapter=f"v{self.rounds}")
+
+
+def test_rounds_run_one_at_a_time_and_on_schedule(tmp_path: Path, embedder: Embedder) -> None:
+    import time
+
+    from mentee.server.config import load_settings
+    from mentee.server.learning import LearningError, RoundRunner
+
+    memory = Memory(path=tmp_path / "memory", embedder=embedder)
+    learner = SlowLearner()
+    runner = RoundRunner(lambda: learner, load_settings(learn_after_items=2), memory)  # type: ignore[arg-type,return-value]
+    assert runner.due() is None
+    memory.remember("Who wrote Dracula?", "Bram Stoker", source="t")
+    memory.remember("Who wrote Emma?", "Jane Austen", source="t")
+    assert runner.due() == "2 new items (learn_after_items = 2)"
+    job = runner.submit()
+    with pytest.raises(LearningError, match="already"):
+        runner.submit()
+    assert runner.due() is None  # busy
+    deadline = time.monotonic() + 5
+    while runner.get(job.id).progress.get("step") != 1 and time.monotonic() < deadline:  # type: ignore[union-attr]
+        time.sleep(0.05)
+    assert job.to_dict()["state"] == "running"
+    learner.release.set()
+    while runner.busy and time.monotonic() < deadline:
+        time.sleep(0.05)
+    finished = job.to_dict()
+    assert (finished["state"], finished["adapter"]) == ("passed", "v1")
+    assert runner.submit().id != job.id  # the next one may start
