@@ -54,13 +54,18 @@ class Calibration:
     achievable: bool  # False: no threshold reaches the target; the student then never answers alone
     adapter: str | None = None
     created_at: float = 0.0
+    source: str | None = None  # the QA file it was measured on (re-used after each new adapter)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def choose_threshold(
-    points: Sequence[tuple[float, bool]], *, target_precision: float = 0.9, adapter: str | None = None
+    points: Sequence[tuple[float, bool]],
+    *,
+    target_precision: float = 0.9,
+    adapter: str | None = None,
+    source: str | None = None,
 ) -> Calibration:
     """The lowest threshold whose accepted answers reach ``target_precision`` (the most coverage at that
     precision), from (confidence, correct) points."""
@@ -94,6 +99,7 @@ def choose_threshold(
         achievable=best is not None,
         adapter=adapter,
         created_at=time.time(),
+        source=source,
     )
 
 

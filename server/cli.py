@@ -233,7 +233,10 @@ def calibrate_command(
         _say(f"asking the student {min(limit, len(rows))} questions of {qa_file}...")
         results = measure(ask, rows, limit=limit)
     calibration = choose_threshold(
-        [(r["confidence"], r["correct"]) for r in results], target_precision=target_precision, adapter=adapter
+        [(r["confidence"], r["correct"]) for r in results],
+        target_precision=target_precision,
+        adapter=adapter,
+        source=str(qa_file.absolute()),
     )
     path = save_calibration(settings.home, calibration)
     if as_json:

@@ -265,6 +265,23 @@ class Settings(BaseSettings):
     gate_max_anchor_drop: float = Field(
         default=0.05, ge=0, le=1, description="Largest fall in held-out anchor accuracy against the base model."
     )
+    adapter_scope: Literal["taught", "all"] = Field(
+        default="taught",
+        description=(
+            "Which questions the active adapter answers: 'taught' (those near something an adapter learned; the "
+            "base model answers the rest, so its knowledge is not lost to the adapter) or 'all'."
+        ),
+    )
+    adapter_scope_distance: float = Field(
+        default=0.35,
+        gt=0,
+        le=2,
+        description="With adapter_scope 'taught': largest cosine distance to a learned question for the adapter.",
+    )
+    recalibrate_after_round: bool = Field(
+        default=True,
+        description="After a new adapter is served, re-measure the threshold on the last calibration's QA file.",
+    )
     learn_after_items: int = Field(
         default=0, ge=0, description="Start a learning round when this many remembered items are not learned (0: off)."
     )

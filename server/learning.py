@@ -37,6 +37,7 @@ from mentee.server.trainer import RESULT, LoraSettings, TrainingJob, read_progre
 
 if TYPE_CHECKING:
     from mentee.memory.store import Memory
+    from mentee.server.calibration import Calibration
     from mentee.server.config import Settings
     from mentee.server.student import Student
 
@@ -60,6 +61,7 @@ class RoundOutcome:
     training: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     seconds: float = 0.0
+    calibration: dict[str, Any] | None = None  # the re-calibration for the new adapter
 
 
 class Learner:
@@ -73,12 +75,14 @@ class Learner:
         memory: Memory,
         store: AdapterStore | None = None,
         on_switch: Callable[[AdapterVersion | None], None] | None = None,
+        on_calibrated: Callable[[Calibration], None] | None = None,
     ) -> None:
         self.settings = settings
         self.student = student
         self.memory = memory
         self.store = store or AdapterStore(settings.home / "adapters")
         self.on_switch = on_switch
+        self.on_calibrated = on_calibrated
         self._running = threading.Lock()
         self.trainer_process: subprocess.Popen[bytes] | None = None
 
@@ -168,7 +172,46 @@ class Learner:
             return RoundOutcome("refused", version, gate.to_dict(), data.summary(), training)
         self.activate(version, reason="round passed its gate")
         self.memory.mark_learned([e.id for e in data.new], version)
-        return RoundOutcome("passed", version, gate.to_dict(), data.summary(), training)
+        outcome = RoundOutcome("passed", version, gate.to_dict(), data.summary(), training)
+        if self.settings.recalibrate_after_round:
+            report({"phase": "calibrating", "adapter": version})
+            outcome.calibration = self.recalibrate(adapter)
+        return outcome
+
+    def recalibrate(self, adapter: AdapterVersion) -> dict[str, Any] | None:
+        """Measure the confidence threshold again for a new adapter, on the QA file of the last calibration (a new
+        adapter changes what the confidence means); ``None`` if mentee was never calibrated here."""
+        from mentee.server.calibration import choose_threshold, load_calibration, measure, save_calibration
+        from mentee.server.router import adapter_for
+        from mentee.server.teachers.reference import read_qa_file
+
+        previous = load_calibration(self.settings.home)
+        if previous is None or not previous.source or not Path(previous.source).is_file():
+            logger.info("not re-calibrating: no earlier calibration with its QA file")
+            return None
+
+        def ask(question: str) -> tuple[str, float]:
+            chosen = adapter_for(
+                question,
+                adapter.served_name,
+                self.memory,
+                scope=self.settings.adapter_scope,
+                max_distance=self.settings.adapter_scope_distance,
+            )
+            generation = self.student.generate(question, adapter=chosen)
+            return generation.text, generation.confidence
+
+        results = measure(ask, read_qa_file(Path(previous.source)), limit=previous.questions)
+        calibration = choose_threshold(
+            [(r["confidence"], r["correct"]) for r in results],
+            target_precision=previous.target_precision,
+            adapter=adapter.version,
+            source=previous.source,
+        )
+        save_calibration(self.settings.home, calibration)
+        if self.on_calibrated is not None:
+            self.on_calibrated(calibration)
+        return calibration.to_dict()
 
     def _train(self, data: RoundData, job_dir: Path, report: ProgressCallback) -> dict[str, Any]:
         base = self.student.model_dir
@@ -197,10 +240,21 @@ class Learner:
         return dict(json.loads((job_dir / RESULT).read_text()))
 
     def _gate(self, adapter: AdapterVersion, data: RoundData) -> GateReport:
-        self.student.load_adapter(adapter.served_name, adapter.path)
+        from mentee.server.router import adapter_for
 
-        def ask(question: str) -> str:
-            return self.student.generate(question, adapter=adapter.served_name).text
+        self.student.load_adapter(adapter.served_name, adapter.path)
+        new_ids = {e.id for e in data.new}
+
+        def ask(question: str) -> str:  # the student alone, routed between adapter and base model as served
+            chosen = adapter_for(
+                question,
+                adapter.served_name,
+                self.memory,
+                scope=self.settings.adapter_scope,
+                max_distance=self.settings.adapter_scope_distance,
+                also_learned=new_ids,
+            )
+            return self.student.generate(question, adapter=chosen).text
 
         return run_gate(
             ask,
@@ -277,6 +331,7 @@ class RoundJob:
             "data": outcome.data if outcome else None,
             "training": outcome.training if outcome else None,
             "error": outcome.error if outcome else None,
+            "calibration": outcome.calibration if outcome else None,
             "seconds": outcome.seconds if outcome else None,
             "created_at": self.created_at,
         }

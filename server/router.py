@@ -13,10 +13,11 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol
 
+from mentee.server.calibration import is_correct
 from mentee.server.errors import MenteeError
 from mentee.server.prompting import ChatMessage
 from mentee.server.student import Generation, as_conversation
@@ -36,6 +37,33 @@ _RUNAWAY = re.compile(r"(.{1,12}?)\1{5,}|(\d)\2{7,}", re.DOTALL)
 
 class StudentLike(Protocol):
     def generate(self, messages: Sequence[ChatMessage] | str, *, adapter: str | None = None) -> Generation: ...
+
+
+def adapter_for(
+    question: str,
+    adapter: str | None,
+    memory: Memory | None,
+    *,
+    scope: str = "taught",
+    max_distance: float = 0.35,
+    also_learned: Container[str] = (),
+) -> str | None:
+    """Which model answers ``question``: the adapter, or the base model (``None``).
+
+    With scope "all" the adapter answers everything. With "taught" it answers only questions near something an
+    adapter learned (the nearest remembered question, within ``max_distance``, is marked learned, or is in
+    ``also_learned`` — a candidate's new items during its gate); the base model answers the rest, so what it knew
+    is not lost to the adapter's drift. vLLM serves both side by side, per request.
+    """
+    if adapter is None or scope == "all":
+        return adapter
+    if memory is None:
+        return None
+    nearest = memory.search(question, k=1)
+    if not nearest or nearest[0].distance > max_distance:
+        return None
+    record = nearest[0].record
+    return adapter if record.learned_by or record.id in also_learned else None
 
 
 class NoSourceError(MenteeError):
@@ -59,7 +87,7 @@ class RoutedAnswer:
     source: Source
     confidence: float | None
     threshold: float
-    adapter: str | None = None
+    adapter: str | None = None  # the LoRA adapter the student answered with on this turn (None: the base model)
     memory_id: str | None = None
     distance: float | None = None
     reasons: tuple[str, ...] = field(default_factory=tuple)  # why cheaper sources were passed over
@@ -101,6 +129,8 @@ class Router:
         adapter: str | None = None,
         strict: bool = False,
         context_items: int = 3,
+        adapter_scope: str = "taught",
+        adapter_scope_distance: float = 0.35,
     ) -> None:
         self.student = student
         self.memory = memory
@@ -109,6 +139,8 @@ class Router:
         self.adapter = adapter
         self.strict = strict
         self.context_items = context_items
+        self.adapter_scope = adapter_scope
+        self.adapter_scope_distance = adapter_scope_distance
 
     def answer(self, messages: Sequence[ChatMessage] | str, switches: Switches | None = None) -> RoutedAnswer:
         """Route one user turn (the last message of ``messages``)."""
@@ -121,13 +153,20 @@ class Router:
         if self.memory is not None and switches.memory:
             if stands_alone(conversation):
                 hit = self.memory.recall(question)
+                if hit is not None and hit.record.learned_by and self.adapter is not None:
+                    # learned by an adapter: the student answers it itself; memory stays the fallback
+                    generation = self.student.generate(conversation, adapter=self.adapter)
+                    if not guard_problems(generation) and is_correct(generation.text, [hit.record.answer]):
+                        reasons.append(f"learned by an adapter ({hit.record.learned_by}); memory agrees")
+                        return self._from_student(generation, reasons, started, adapter=self.adapter)
+                    reasons.append("the adapter's answer to a learned item differs from memory's")
                 if hit is not None:
                     return RoutedAnswer(
                         text=hit.record.answer,
                         source="memory",
                         confidence=1.0 - hit.distance,
                         threshold=self.threshold,
-                        adapter=self.adapter,
+                        adapter=None,
                         memory_id=hit.record.id,
                         distance=hit.distance,
                         seconds=time.monotonic() - started,
@@ -136,24 +175,31 @@ class Router:
             else:
                 reasons.append("a follow-up: memory answers only questions that stand alone")
 
-        generation = self.student.generate(conversation, adapter=self.adapter)
+        adapter = adapter_for(
+            question,
+            self.adapter,
+            self.memory,
+            scope=self.adapter_scope,
+            max_distance=self.adapter_scope_distance,
+        )
+        generation = self.student.generate(conversation, adapter=adapter)
         problems = guard_problems(generation)
         confidence = generation.confidence
         if not problems and confidence >= self.threshold:
-            return self._from_student(generation, reasons, started)
+            return self._from_student(generation, reasons, started, adapter=adapter)
         reasons += problems or [f"student confidence {confidence:.3f} below {self.threshold:.3f}"]
 
         if self.teacher is None or not switches.teacher:
             reasons.append("teacher off")
-            return self._fallback(generation, reasons, started)
+            return self._fallback(generation, reasons, started, adapter)
         try:
             taught = self.teacher.ask(conversation, context=self._context(question))
         except TeacherError as e:
             reasons.append(f"teacher failed: {e}")
-            return self._fallback(generation, reasons, started)
+            return self._fallback(generation, reasons, started, adapter)
         if not taught.usable:
             reasons.append(f"teacher answer unusable: {taught.unusable}")
-            return self._fallback(generation, reasons, started)
+            return self._fallback(generation, reasons, started, adapter)
         memory_id, memory_key, extra_cost = None, None, 0.0
         if self.memory is not None and switches.learn:
             memory_key, extra_cost = self._memory_key(conversation, reasons)
@@ -164,7 +210,7 @@ class Router:
             source="teacher",
             confidence=confidence,
             threshold=self.threshold,
-            adapter=self.adapter,
+            adapter=adapter,
             memory_id=memory_id,
             reasons=tuple(reasons),
             seconds=time.monotonic() - started,
@@ -204,14 +250,20 @@ class Router:
         ]
 
     def _from_student(
-        self, generation: Generation, reasons: list[str], started: float, *, low_confidence: bool = False
+        self,
+        generation: Generation,
+        reasons: list[str],
+        started: float,
+        *,
+        adapter: str | None,
+        low_confidence: bool = False,
     ) -> RoutedAnswer:
         return RoutedAnswer(
             text=generation.text,
             source="student",
             confidence=generation.confidence,
             threshold=self.threshold,
-            adapter=self.adapter,
+            adapter=adapter,
             reasons=tuple(reasons),
             seconds=time.monotonic() - started,
             tokens_in=generation.prompt_tokens,
@@ -219,8 +271,10 @@ class Router:
             low_confidence=low_confidence,
         )
 
-    def _fallback(self, generation: Generation, reasons: list[str], started: float) -> RoutedAnswer:
+    def _fallback(
+        self, generation: Generation, reasons: list[str], started: float, adapter: str | None
+    ) -> RoutedAnswer:
         """The student's own answer, flagged, when the teacher cannot help; an error in strict mode."""
         if self.strict or not generation.text.strip():
             raise NoSourceError("; ".join(reasons))
-        return self._from_student(generation, reasons, started, low_confidence=True)
+        return self._from_student(generation, reasons, started, adapter=adapter, low_confidence=True)

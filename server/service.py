@@ -105,6 +105,8 @@ class Mentee:
             adapter=self.adapter,
             strict=self.settings.strict,
             context_items=self.settings.teacher_context_items,
+            adapter_scope=self.settings.adapter_scope,
+            adapter_scope_distance=self.settings.adapter_scope_distance,
         )
         if self.teacher is None:
             logger.warning("no teacher is configured: the student answers what the memory cannot")
@@ -178,7 +180,12 @@ class Mentee:
                 msg = "learning needs the memory and a vLLM student (started by mentee or at student_url)"
                 raise MenteeError(msg)
             self._learner = Learner(
-                self.settings, student=self.student, memory=self.memory, store=self.adapters, on_switch=self._switch
+                self.settings,
+                student=self.student,
+                memory=self.memory,
+                store=self.adapters,
+                on_switch=self._switch,
+                on_calibrated=self._calibrated,
             )
         return self._learner
 
@@ -209,6 +216,12 @@ class Mentee:
             if active is not None and name not in self.student.adapters():  # type: ignore[union-attr]
                 self.student.load_adapter(name, active.path)  # type: ignore[union-attr]
             self._switch(active)
+
+    def _calibrated(self, calibration: Calibration) -> None:
+        self.calibration = calibration
+        if self.router is not None:
+            self.router.threshold = self.threshold
+            logger.info("re-calibrated for %s: threshold %.4f", calibration.adapter, self.router.threshold)
 
     def _switch(self, adapter: AdapterVersion | None) -> None:
         if self.router is not None:

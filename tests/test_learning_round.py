@@ -3,6 +3,7 @@ requests stream, mark what was learned, roll back, and serve the active version 
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 
 from mentee.memory.embedder import Embedder
 from mentee.memory.store import Memory
+from mentee.server.calibration import choose_threshold, save_calibration
 from mentee.server.config import Settings, load_settings
 from mentee.server.dataset import Anchor, AnchorSet, save_anchors
 from mentee.server.router import Switches
@@ -73,6 +75,9 @@ def test_a_round_trains_gates_and_hot_swaps_while_serving(mentee: Mentee, home: 
         asked=len(facts),
     )
     save_anchors(home, anchors)
+    qa_file = home / "calibration-qa.jsonl"
+    qa_file.write_text("".join(json.dumps({"question": q, "answers": [a]}) + "\n" for q, a in TAUGHT.items()))
+    save_calibration(home, choose_threshold([(0.9, True), (0.5, True), (0.1, False)], source=str(qa_file)))
     for question, answer in TAUGHT.items():
         mentee.memory.remember(question, answer, source="teacher:test")
 
@@ -110,6 +115,8 @@ def test_a_round_trains_gates_and_hot_swaps_while_serving(mentee: Mentee, home: 
     assert all(r.learned_by == "v1" for r in mentee.memory.list())
     alone = mentee.answer("What is the capital of France?", Switches(memory=False, teacher=False))
     assert (alone.text, alone.adapter) == ("Paris", "student-v1")
+    assert outcome.calibration is not None and outcome.calibration["adapter"] == "v1"  # re-calibrated
+    assert mentee.calibration is not None and mentee.calibration.questions == 3
     nothing = mentee.learner.run_round()
     assert nothing.state == "skipped"
 
@@ -126,3 +133,28 @@ def test_rollback_and_restart_serve_the_active_version(mentee: Mentee, home: Pat
         mentee.learner.activate(None, reason="rollback")
         other.follow_active_adapter(force=True)
         assert other.router.adapter is None
+
+
+def test_a_trainer_killed_mid_round_changes_nothing(mentee: Mentee, home: Path) -> None:
+    import signal
+    import time
+
+    assert mentee.memory is not None and mentee.adapters is not None
+    mentee.learner.activate("v1", reason="test")
+    mentee.memory.remember("What is the capital of Italy?", "Rome", source="teacher:test")
+    before = {r.id: r.learned_by for r in mentee.memory.list()}
+    job = mentee.rounds.submit("test")
+    deadline = time.monotonic() + 300
+    while mentee.learner.trainer_process is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert mentee.learner.trainer_process is not None
+    mentee.learner.trainer_process.send_signal(signal.SIGKILL)
+    while mentee.rounds.busy and time.monotonic() < deadline:
+        time.sleep(0.2)
+    status = job.to_dict()
+    assert status["state"] == "failed" and "trainer failed" in status["error"]
+    assert mentee.adapters.active().version == "v1"  # type: ignore[union-attr]
+    assert [v.version for v in mentee.adapters.versions()] == ["v1"]
+    assert not list((home / "adapters").glob(".partial-*"))
+    assert {r.id: r.learned_by for r in mentee.memory.list()} == before
+    assert mentee.router is not None and mentee.router.adapter == "student-v1"

@@ -12,7 +12,7 @@ from langchain_core.language_models.fake_chat_models import FakeListChatModel
 from mentee.memory.embedder import Embedder
 from mentee.memory.store import Memory
 from mentee.server.prompting import ChatMessage
-from mentee.server.router import NoSourceError, Router, Switches, guard_problems
+from mentee.server.router import NoSourceError, Router, Switches, adapter_for, guard_problems
 from mentee.server.student import Generation, TokenLogprob
 from mentee.server.teachers import GuardedTeacher, TaughtItem, Teacher, TeacherAnswer, TeacherUnavailableError
 from mentee.server.teachers.langchain_model import LangChainTeacher
@@ -27,9 +27,11 @@ class ScriptedStudent:
     def __init__(self, *answers: Generation) -> None:
         self.answers = list(answers)
         self.asked: list[Sequence[ChatMessage]] = []
+        self.adapters: list[str | None] = []
 
     def generate(self, messages: Sequence[ChatMessage] | str, *, adapter: str | None = None) -> Generation:
         self.asked.append(messages)  # type: ignore[arg-type]
+        self.adapters.append(adapter)
         return self.answers.pop(0)
 
 
@@ -189,3 +191,36 @@ def test_a_useless_rewrite_is_not_remembered(memory: Memory) -> None:
     assert answer.memory_id is None
     assert any("rewrite is unusable" in r for r in answer.reasons)
     assert memory.count() == 0
+
+
+def test_learned_items_are_answered_by_the_student_checked_against_memory(memory: Memory) -> None:
+    learned = memory.remember("Who wrote the novel Dracula?", "Bram Stoker", source="teacher:x")
+    memory.mark_learned([learned.id], "v1")
+    student = ScriptedStudent(generation("Bram Stoker", 0.3), generation("Mary Shelley", 0.9))
+    router = Router(student, memory=memory, teacher=RecordingTeacher(), threshold=0.5, adapter="student-v1")
+    answer = router.answer("Who wrote the novel Dracula?")
+    assert (answer.text, answer.source, answer.adapter) == ("Bram Stoker", "student", "student-v1")
+    assert any("memory agrees" in r for r in answer.reasons)
+    wrong = router.answer("who wrote the novel dracula")  # the adapter slipped: memory stays the fallback
+    assert (wrong.text, wrong.source) == ("Bram Stoker", "memory")
+    assert student.adapters == ["student-v1", "student-v1"]
+
+
+def test_taught_scope_routes_between_adapter_and_base_model(memory: Memory) -> None:
+    learned = memory.remember("Who wrote the novel Dracula?", "Bram Stoker", source="teacher:x")
+    memory.mark_learned([learned.id], "v1")
+    memory.remember("What is the capital of Peru?", "Lima", source="teacher:x")  # remembered, not learned
+    assert adapter_for("Who is the author of Dracula?", "student-v1", memory) == "student-v1"
+    assert adapter_for("How tall is Mount Everest?", "student-v1", memory) is None
+    assert adapter_for("What is Peru's capital?", "student-v1", memory) is None
+    unlearned = memory.recall("What is the capital of Peru?")
+    assert unlearned is not None
+    assert adapter_for("What is Peru's capital?", "v2", memory, also_learned={unlearned.record.id}) == "v2"
+    assert adapter_for("How tall is Mount Everest?", "student-v1", memory, scope="all") == "student-v1"
+    assert adapter_for("How tall is Mount Everest?", None, memory) is None
+    student = ScriptedStudent(generation("8,849 m", 0.9), generation("Bram Stoker", 0.9))
+    router = Router(student, memory=memory, teacher=RecordingTeacher(), threshold=0.5, adapter="student-v1")
+    base = router.answer("How tall is Mount Everest?")
+    assert (base.source, base.adapter) == ("student", None)
+    near = router.answer("Who is the author of Dracula?", Switches(memory=False))
+    assert (near.source, near.adapter) == ("student", "student-v1")
