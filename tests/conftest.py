@@ -62,6 +62,12 @@ def session_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 @pytest.fixture(scope="session")
+def gemma_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A mentee home shared by the tests of the real Gemma, so it is prepared once; MENTEE_TEST_HOME reuses one."""
+    return Path(os.environ.get("MENTEE_TEST_HOME") or tmp_path_factory.mktemp("gemma-home"))
+
+
+@pytest.fixture(scope="session")
 def embedder():
     from mentee.memory.embedder import SentenceTransformerEmbedder
 

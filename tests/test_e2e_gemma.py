@@ -20,11 +20,10 @@ MENTEE = str(Path(sys.executable).parent / "mentee")
 
 
 @pytest.fixture(scope="module")
-def gemma_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """One mentee home for the module, so the model is prepared once; MENTEE_TEST_HOME reuses a prepared one."""
-    home = os.environ.get("MENTEE_TEST_HOME") or str(tmp_path_factory.mktemp("gemma-home"))
+def gemma_env(gemma_home: Path) -> Iterator[dict[str, str]]:
+    """The environment of a user whose mentee home is the shared Gemma home."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MENTEE_")}
-    yield {**env, "MENTEE_HOME": home}
+    yield {**env, "MENTEE_HOME": str(gemma_home)}
 
 
 def readme_commands() -> list[str]:
