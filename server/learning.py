@@ -23,7 +23,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from mentee.memory.store import Memory
     from mentee.server.calibration import Calibration
     from mentee.server.config import Settings
-    from mentee.server.student import Student
+    from mentee.server.student import Generation, Student
 
 logger = logging.getLogger(__name__)
 
@@ -182,7 +182,6 @@ class Learner:
         """Measure the confidence threshold again for a new adapter, on the QA file of the last calibration (a new
         adapter changes what the confidence means); ``None`` if mentee was never calibrated here."""
         from mentee.server.calibration import choose_threshold, load_calibration, measure, save_calibration
-        from mentee.server.router import adapter_for
         from mentee.server.teachers.reference import read_qa_file
 
         previous = load_calibration(self.settings.home)
@@ -191,14 +190,7 @@ class Learner:
             return None
 
         def ask(question: str) -> tuple[str, float]:
-            chosen = adapter_for(
-                question,
-                adapter.served_name,
-                self.memory,
-                scope=self.settings.adapter_scope,
-                max_distance=self.settings.adapter_scope_distance,
-            )
-            generation = self.student.generate(question, adapter=chosen)
+            generation = self._ask_alone(question, adapter)
             return generation.text, generation.confidence
 
         results = measure(ask, read_qa_file(Path(previous.source)), limit=previous.questions)
@@ -240,21 +232,11 @@ class Learner:
         return dict(json.loads((job_dir / RESULT).read_text()))
 
     def _gate(self, adapter: AdapterVersion, data: RoundData) -> GateReport:
-        from mentee.server.router import adapter_for
-
         self.student.load_adapter(adapter.served_name, adapter.path)
         new_ids = {e.id for e in data.new}
 
-        def ask(question: str) -> str:  # the student alone, routed between adapter and base model as served
-            chosen = adapter_for(
-                question,
-                adapter.served_name,
-                self.memory,
-                scope=self.settings.adapter_scope,
-                max_distance=self.settings.adapter_scope_distance,
-                also_learned=new_ids,
-            )
-            return self.student.generate(question, adapter=chosen).text
+        def ask(question: str) -> str:
+            return self._ask_alone(question, adapter, also_learned=new_ids).text
 
         return run_gate(
             ask,
@@ -264,6 +246,21 @@ class Learner:
             base_ask=lambda q: self.student.generate(q).text,
             thresholds=self.thresholds(),
         )
+
+    def _ask_alone(self, question: str, adapter: AdapterVersion, *, also_learned: Container[str] = ()) -> Generation:
+        """The student alone (no memory answer, no teacher), routed between ``adapter`` and the base model as it
+        is served (``adapter_scope``)."""
+        from mentee.server.router import adapter_for
+
+        chosen = adapter_for(
+            question,
+            adapter.served_name,
+            self.memory,
+            scope=self.settings.adapter_scope,
+            max_distance=self.settings.adapter_scope_distance,
+            also_learned=also_learned,
+        )
+        return self.student.generate(question, adapter=chosen)
 
     # -- switching ---------------------------------------------------------------------------------------------
 
