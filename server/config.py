@@ -256,6 +256,34 @@ class Settings(BaseSettings):
     train_anchors_per_new: float = Field(
         default=1.0, ge=0, le=100, description="Replay anchors (the base model's own right answers) per new item."
     )
+    distillation: Literal["answer", "rationale", "consistency", "paraphrase"] = Field(
+        default="answer",
+        description=(
+            "What a round trains on: 'answer' (the teacher's answers), 'rationale' (plus a short reasoning the "
+            "teacher writes, trained as a second task), 'consistency' (only answers the teacher repeats when asked "
+            "again), 'paraphrase' (plus rewordings of each question the teacher writes)."
+        ),
+    )
+    distill_samples: int = Field(
+        default=3, ge=2, le=10, description="With distillation 'consistency': teacher answers per question in all."
+    )
+    distill_paraphrases: int = Field(
+        default=3, ge=1, le=10, description="With distillation 'paraphrase': rewordings per taught question."
+    )
+    gate_paraphrase_file: str = Field(
+        default="",
+        description=(
+            "Question pairs that ask the same thing (JSON Lines: q1, q2, optional a1/a2, same_answer), e.g. "
+            "data/near-duplicate-pairs.jsonl: the gate asks the other side of each taught question's pair, never "
+            "trained on. Empty: no paraphrase check."
+        ),
+    )
+    gate_min_paraphrase_recall: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="Share of held-out paraphrases of taught items answered right alone (0: reported, not required).",
+    )
     gate_min_new_recall: float = Field(
         default=0.9, ge=0, le=1, description="Share of newly taught items the student must answer right alone."
     )

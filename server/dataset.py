@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from mentee.server.calibration import is_correct
 from mentee.server.errors import InvalidRequestError
-from mentee.server.files import write_json
+from mentee.server.files import read_jsonl, write_json
 from mentee.server.prompting import ChatMessage, PromptFormat
 
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 ANCHORS_FILE = "anchors.json"
-Kind = Literal["new", "replay", "anchor"]
+Kind = Literal["new", "replay", "anchor", "rationale", "paraphrase"]
 
 
 @dataclass(frozen=True)
@@ -136,17 +136,23 @@ class RoundData:
     replay: tuple[Example, ...]
     anchors: tuple[Example, ...]  # replay anchors, trained on
     check_anchors: tuple[Example, ...]  # held out: never trained on
+    extra: tuple[Example, ...] = ()  # what the distillation set-up adds: rationales, paraphrases (trained on)
+    paraphrase_checks: tuple[Example, ...] = ()  # held-out paraphrases of new items, from data (never trained on)
+    distillation: dict[str, Any] = field(default_factory=dict)  # the set-up and what it did
 
     @property
     def train(self) -> list[Example]:
-        return [*self.new, *self.replay, *self.anchors]
+        return [*self.new, *self.extra, *self.replay, *self.anchors]
 
     def summary(self) -> dict[str, Any]:
         return {
             "new": len(self.new),
+            "extra": len(self.extra),
             "replay": len(self.replay),
             "anchors": len(self.anchors),
             "check_anchors": len(self.check_anchors),
+            "paraphrase_checks": len(self.paraphrase_checks),
+            "distillation": self.distillation,
             "new_ids": [e.id for e in self.new],
             "replay_ids": [e.id for e in self.replay],
             "anchor_ids": [e.id for e in self.anchors],
@@ -184,6 +190,42 @@ def build_round(
         for a in (anchors.split("check") if anchors is not None else [])
     )
     return RoundData(new, replay, trained_anchors, check)
+
+
+def load_question_pairs(path: Path) -> list[tuple[str, str, tuple[str, ...], tuple[str, ...]]]:
+    """Pairs of questions that ask the same thing (JSON Lines: ``q1``, ``q2``, optional ``a1``/``a2`` answer lists
+    and ``same_answer``; rows with ``same_answer: false`` are skipped), as ``(q1, q2, a1, a2)``."""
+    pairs = []
+    for number, row in read_jsonl(path, "question-pairs file", InvalidRequestError):
+        if not isinstance(row, dict) or not isinstance(row.get("q1"), str) or not isinstance(row.get("q2"), str):
+            msg = f"question-pairs file {str(path)!r}, line {number}: needs 'q1' and 'q2' questions"
+            raise InvalidRequestError(msg)
+        if row.get("same_answer", True):
+            answers = tuple(str(a) for a in row.get("a1") or ()), tuple(str(a) for a in row.get("a2") or ())
+            pairs.append((row["q1"], row["q2"], *answers))
+    return pairs
+
+
+def paraphrase_checks(
+    new: Sequence[Example], pairs: Sequence[tuple[str, str, tuple[str, ...], tuple[str, ...]]]
+) -> tuple[Example, ...]:
+    """For each new item whose question is one side of a pair, the other side: a paraphrase the gate asks and
+    no round trains on. It counts as right with the taught answer or the paraphrase's own accepted answers."""
+    others: dict[str, list[tuple[str, tuple[str, ...]]]] = {}
+    for q1, q2, a1, a2 in pairs:
+        others.setdefault(normalize_question(q1), []).append((q2, a2))
+        others.setdefault(normalize_question(q2), []).append((q1, a1))
+    checks = []
+    for example in new:
+        for number, (question, answers) in enumerate(others.get(normalize_question(example.question), [])):
+            accepted = tuple(dict.fromkeys((*example.accepted_answers(), *answers)))
+            checks.append(Example(f"{example.id}:heldout{number}", question, example.answer, "paraphrase", accepted))
+    return tuple(checks)
+
+
+def normalize_question(text: str) -> str:
+    """Case, spacing and the final question mark do not make two questions different."""
+    return " ".join(text.lower().split()).rstrip("?").strip()
 
 
 def training_pair(fmt: PromptFormat, question: str, answer: str, tokenizer: Any = None) -> tuple[str, str]:

@@ -29,7 +29,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mentee.server.adapters import MANIFEST, AdapterStore, AdapterVersion
-from mentee.server.dataset import RoundData, build_round, examples_to_json, load_anchors
+from mentee.server.dataset import (
+    RoundData,
+    build_round,
+    examples_to_json,
+    load_anchors,
+    load_question_pairs,
+    normalize_question,
+    paraphrase_checks,
+)
 from mentee.server.errors import MenteeError
 from mentee.server.files import write_json
 from mentee.server.gate import GateReport, GateThresholds, run_gate
@@ -40,6 +48,7 @@ if TYPE_CHECKING:
     from mentee.server.calibration import Calibration
     from mentee.server.config import Settings
     from mentee.server.student import Generation, Student
+    from mentee.server.teachers.base import Teacher
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +83,7 @@ class Learner:
         student: Student,
         memory: Memory,
         store: AdapterStore | None = None,
+        teacher: Teacher | None = None,
         on_switch: Callable[[AdapterVersion | None], None] | None = None,
         on_calibrated: Callable[[Calibration], None] | None = None,
     ) -> None:
@@ -81,6 +91,7 @@ class Learner:
         self.student = student
         self.memory = memory
         self.store = store or AdapterStore(settings.home / "adapters")
+        self.teacher = teacher  # for the distillation set-ups that ask it more than the answer
         self.on_switch = on_switch
         self.on_calibrated = on_calibrated
         self._running = threading.Lock()
@@ -107,6 +118,7 @@ class Learner:
             min_new_recall=s.gate_min_new_recall,
             min_retention=s.gate_min_retention,
             max_anchor_drop=s.gate_max_anchor_drop,
+            min_paraphrase_recall=s.gate_min_paraphrase_recall,
         )
 
     # -- a round -----------------------------------------------------------------------------------------------
@@ -145,6 +157,11 @@ class Learner:
         )
         if not data.new:
             return RoundOutcome(state="skipped", error="nothing new to learn", data=data.summary())
+        report({"phase": "distilling", "setup": self.settings.distillation, "new": len(data.new)})
+        data = self.distill(data)
+        if not data.new:
+            msg = "nothing to learn: the teacher disagreed with itself on every new item"
+            return RoundOutcome(state="skipped", error=msg, data=data.summary())
         report({"phase": "training", "new": len(data.new), "examples": len(data.train)})
         job_dir = self.settings.home / "training" / time.strftime("round-%Y%m%d-%H%M%S")
         training = self._train(data, job_dir, report)
@@ -177,6 +194,32 @@ class Learner:
             report({"phase": "calibrating", "adapter": version})
             outcome.calibration = self.recalibrate(adapter)
         return outcome
+
+    def distill(self, data: RoundData) -> RoundData:
+        """The round's data after the distillation set-up, with the held-out paraphrases the gate will ask."""
+        from dataclasses import replace
+
+        from mentee.server.distill import distill
+
+        s = self.settings
+        pairs = load_question_pairs(Path(s.gate_paraphrase_file).expanduser()) if s.gate_paraphrase_file else []
+        checks = paraphrase_checks(data.new, pairs)
+        distilled = distill(
+            data.new,
+            self.teacher,
+            s.distillation,
+            samples=s.distill_samples,
+            paraphrases=s.distill_paraphrases,
+            exclude={normalize_question(check.question) for check in checks},
+        )
+        kept = {e.id for e in distilled.new}
+        return replace(
+            data,
+            new=distilled.new,
+            extra=distilled.extra,
+            paraphrase_checks=tuple(c for c in checks if c.id.partition(":")[0] in kept),
+            distillation=distilled.summary(),
+        )
 
     def recalibrate(self, adapter: AdapterVersion) -> dict[str, Any] | None:
         """Measure the confidence threshold again for a new adapter, on the QA file of the last calibration (a new
@@ -243,6 +286,7 @@ class Learner:
             new=data.new,
             replay=data.replay,
             check_anchors=data.check_anchors,
+            paraphrases=data.paraphrase_checks,
             base_ask=lambda q: self.student.generate(q).text,
             thresholds=self.thresholds(),
         )

@@ -184,6 +184,7 @@ class Mentee:
                 student=self.student,
                 memory=self.memory,
                 store=self.adapters,
+                teacher=self.guarded_teacher,
                 on_switch=self._switch,
                 on_calibrated=self._calibrated,
             )

@@ -159,6 +159,7 @@ def train(job_dir: Path) -> dict[str, Any]:
         dataloader_num_workers=0,
         remove_unused_columns=False,
     )
+
     class AnswerLossTrainer(Trainer):
         """Computes logits only where answer tokens are predicted. The output layer of a small model with a large
         vocabulary (Gemma 3 270M: 262k words x 640) costs more than the rest of the model, and the prompts (few-shot

@@ -14,14 +14,17 @@ from mentee.server.teachers.base import STANDALONE_PROMPT
 
 
 class TeacherHandler(BaseHTTPRequestHandler):
-    """Answers ``answers[last user message]`` (else ``answer``); a rewrite request gets ``rewrites[...]``.
-    ``mode``: "ok", "slow" (sleeps ``delay_s`` first) or "error" (HTTP 500)."""
+    """Answers ``answers[last user message]`` (else ``answer``); a rewrite request gets ``rewrites[...]``, a
+    paraphrase request ``paraphrases[question]``, a question asked at a temperature above 0 ``sampled[question]``
+    when set. ``mode``: "ok", "slow" (sleeps ``delay_s`` first) or "error" (HTTP 500)."""
 
     mode: ClassVar[str] = "ok"
     delay_s: ClassVar[float] = 2.0
     answer: ClassVar[str] = "Lima"
     answers: ClassVar[dict[str, str]] = {}
     rewrites: ClassVar[dict[str, str]] = {}
+    paraphrases: ClassVar[dict[str, str]] = {}
+    sampled: ClassVar[dict[str, str]] = {}
     received: ClassVar[list[dict[str, Any]]] = []
 
     def do_POST(self) -> None:
@@ -38,6 +41,10 @@ class TeacherHandler(BaseHTTPRequestHandler):
         if messages and messages[0]["role"] == "system" and messages[0]["content"] == STANDALONE_PROMPT:
             question = last.rsplit("Last question: ", 1)[-1]
             content = self.rewrites.get(question, "I don't know.")
+        elif messages and messages[0]["content"].startswith("Rewrite the question"):
+            content = self.paraphrases.get(last, "I don't know.")
+        elif body.get("temperature") and last in self.sampled:
+            content = self.sampled[last]
         else:
             content = self.answers.get(last, self.answer)
         payload = {
@@ -62,7 +69,11 @@ class TeacherHandler(BaseHTTPRequestHandler):
 @contextmanager
 def running_teacher(**script: Any) -> Iterator[tuple[str, type[TeacherHandler]]]:
     """A teacher server on a free loopback port: its base URL and its (scriptable) handler class."""
-    handler = type("Handler", (TeacherHandler,), {"received": [], "answers": {}, "rewrites": {}, **script})
+    handler = type(
+        "Handler",
+        (TeacherHandler,),
+        {"received": [], "answers": {}, "rewrites": {}, "paraphrases": {}, "sampled": {}, **script},
+    )
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -31,6 +31,14 @@ STANDALONE_PROMPT = (
     "conversation: replace pronouns and references with what they stand for. Reply with the rewritten question "
     "only, on one line, without answering it."
 )
+EXPLAIN_PROMPT = (
+    "Give the short reasoning or the facts that lead to the answer of the question: one or two sentences, on one "
+    "line, ending with the answer. No preamble."
+)
+PARAPHRASE_PROMPT = (
+    "Rewrite the question {count} different ways that ask exactly the same thing (same facts, same answer). Reply "
+    "with the rewritten questions only, one per line, without numbering and without answering them."
+)
 _REFUSALS = re.compile(
     r"^\s*(i\s+(do\s+not|don'?t)\s+know|i'?m\s+not\s+sure|i\s+am\s+not\s+sure|i\s+(can'?t|cannot|am\s+unable|'?m\s+unable)"
     r"|sorry|i'?m\s+sorry|as\s+an\s+ai|unknown\b|no\s+answer|error\b|traceback|n/?a\s*$)",
@@ -91,6 +99,20 @@ class Teacher(ABC):
         answer), or ``None`` when this teacher cannot rewrite questions."""
         return None
 
+    def explain(self, question: str, answer: str) -> TeacherAnswer | None:
+        """A short rationale that leads to ``answer`` (for the ``rationale`` distillation set-up), or ``None`` when
+        this teacher cannot write one."""
+        return None
+
+    def paraphrase(self, question: str, count: int) -> TeacherAnswer | None:
+        """``count`` rewordings of ``question``, one per line (the ``paraphrase`` set-up), or ``None``."""
+        return None
+
+    def resample(self, question: str) -> TeacherAnswer:
+        """``question`` answered once more, independently (the ``consistency`` set-up): a chat teacher samples at a
+        temperature, so a slip shows as a disagreement."""
+        return self.ask([ChatMessage("user", question)])
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
 
@@ -99,10 +121,23 @@ class ChatTeacher(Teacher):
     """A teacher that is a chat model: answers with a system prompt, and rewrites follow-ups on request."""
 
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    resample_temperature: float = 0.7
 
     @abstractmethod
-    def complete(self, system: str, messages: Sequence[ChatMessage]) -> TeacherAnswer:
-        """One chat completion of ``messages`` (users' and assistant's turns) under ``system``."""
+    def complete(
+        self, system: str, messages: Sequence[ChatMessage], *, temperature: float | None = None
+    ) -> TeacherAnswer:
+        """One chat completion of ``messages`` (users' and assistant's turns) under ``system``; ``temperature``
+        ``None`` keeps the backend's own (0 where mentee sets it)."""
+
+    def explain(self, question: str, answer: str) -> TeacherAnswer | None:
+        return self.complete(EXPLAIN_PROMPT, [ChatMessage("user", f"Question: {question}\nAnswer: {answer}")])
+
+    def paraphrase(self, question: str, count: int) -> TeacherAnswer | None:
+        return self.complete(PARAPHRASE_PROMPT.format(count=count), [ChatMessage("user", question)])
+
+    def resample(self, question: str) -> TeacherAnswer:
+        return self.complete(self.system_prompt, [ChatMessage("user", question)], temperature=self.resample_temperature)
 
     def ask(self, messages: Sequence[ChatMessage], *, context: Sequence[TaughtItem] = ()) -> TeacherAnswer:
         turns = [m for m in messages if m.role != "system"]
@@ -236,6 +271,17 @@ class GuardedTeacher(Teacher):
     def standalone_question(self, messages: Sequence[ChatMessage]) -> TeacherAnswer | None:
         """The backend's rewrite of a follow-up (guarded and ledgered like an answer), or ``None``."""
         return self._guarded(self.inner.standalone_question, messages)
+
+    def explain(self, question: str, answer: str) -> TeacherAnswer | None:
+        return self._guarded(self.inner.explain, question, answer)
+
+    def paraphrase(self, question: str, count: int) -> TeacherAnswer | None:
+        return self._guarded(self.inner.paraphrase, question, count)
+
+    def resample(self, question: str) -> TeacherAnswer:
+        answer = self._guarded(self.inner.resample, question)
+        assert answer is not None  # a backend's resample always answers
+        return answer
 
     def _guarded(self, call: Callable[..., TeacherAnswer | None], *args: Any, **kwargs: Any) -> TeacherAnswer | None:
         import pybreaker

@@ -55,7 +55,9 @@ class LangChainTeacher(ChatTeacher):
             f"langchain:{getattr(model, 'model_name', None) or getattr(model, 'model', None) or type(model).__name__}"
         )
 
-    def complete(self, system: str, messages: Sequence[ChatMessage]) -> TeacherAnswer:
+    def complete(
+        self, system: str, messages: Sequence[ChatMessage], *, temperature: float | None = None
+    ) -> TeacherAnswer:
         from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
         kinds = {"user": HumanMessage, "assistant": AIMessage}
@@ -63,7 +65,12 @@ class LangChainTeacher(ChatTeacher):
         payload += [kinds[m.role](m.content) for m in messages if m.role in kinds]
         started = time.monotonic()
         try:
-            reply = self.model.invoke(payload)
+            # A temperature is passed only where the model has one (ChatOpenAI, ChatAnthropic, …): other models
+            # keep their own sampling, so a re-ask may simply repeat itself.
+            model = self.model
+            if temperature is not None and "temperature" in type(model).model_fields:
+                model = model.model_copy(update={"temperature": temperature})
+            reply = model.invoke(payload)
         except (TimeoutError, ConnectionError, OSError) as e:
             msg = f"the teacher {self.name} is unreachable: {e}"
             raise TeacherUnavailableError(msg) from e

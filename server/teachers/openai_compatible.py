@@ -47,7 +47,9 @@ class OpenAICompatibleTeacher(ChatTeacher):
             max_retries=0,
         )
 
-    def complete(self, system: str, messages: Sequence[ChatMessage]) -> TeacherAnswer:
+    def complete(
+        self, system: str, messages: Sequence[ChatMessage], *, temperature: float | None = None
+    ) -> TeacherAnswer:
         import openai
 
         payload: list[dict[str, Any]] = [{"role": "system", "content": system}]
@@ -58,7 +60,7 @@ class OpenAICompatibleTeacher(ChatTeacher):
                 model=self.model,
                 messages=payload,
                 max_tokens=self.max_tokens,
-                temperature=0.0,  # type: ignore[arg-type]
+                temperature=0.0 if temperature is None else temperature,
             )
         except (openai.APIConnectionError, openai.APITimeoutError, openai.InternalServerError) as e:
             msg = f"the teacher {self.name} is unreachable or failing: {e}"

@@ -8,7 +8,6 @@ know, which the guard flags as unusable. The file's embeddings are cached next t
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import threading
 import time
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mentee.server.errors import ConfigError
+from mentee.server.files import read_jsonl
 from mentee.server.prompting import ChatMessage
 from mentee.server.teachers.base import TaughtItem, Teacher, TeacherAnswer
 
@@ -28,22 +28,22 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 DONT_KNOW = "I don't know."
+# The reference teacher has no language model: its "paraphrases" are these fixed rewordings around the question's
+# own words. A chat teacher (OpenAI-compatible, LangChain) writes real paraphrases.
+REWORDINGS = (
+    "Do you know {q}",
+    "Tell me: {q}",
+    "Can you tell me {q}",
+    "I would like to know {q}",
+    "Quick question: {q}",
+    "Please answer this: {q}",
+)
 
 
 def read_qa_file(path: Path) -> list[dict[str, Any]]:
     """Rows with a non-empty ``question`` and a non-empty list of ``answers``; a clear error otherwise."""
-    if not path.is_file():
-        msg = f"QA file {str(path)!r} does not exist"
-        raise ConfigError(msg)
     rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            msg = f"QA file {str(path)!r}, line {number}: not JSON ({e})"
-            raise ConfigError(msg) from e
+    for number, row in read_jsonl(path, "QA file", ConfigError):
         answers = row.get("answers") if isinstance(row, dict) else None
         if not isinstance(row, dict) or not isinstance(row.get("question"), str) or not answers:
             msg = f"QA file {str(path)!r}, line {number}: needs a 'question' and a list of 'answers'"
@@ -84,6 +84,20 @@ class ReferenceTeacher(Teacher):
             model=self.name,
             tokens_in=len(question.split()),
             tokens_out=len(answer.split()),
+            seconds=time.monotonic() - started,
+        )
+
+    def paraphrase(self, question: str, count: int) -> TeacherAnswer | None:
+        """``count`` fixed rewordings of the question (see :data:`REWORDINGS`)."""
+        started = time.monotonic()
+        text = question.strip()
+        lowered = text[:1].lower() + text[1:]
+        lines = [template.format(q=lowered) for template in REWORDINGS[: max(0, count)]]
+        return TeacherAnswer(
+            text="\n".join(lines),
+            model=self.name,
+            tokens_in=len(text.split()),
+            tokens_out=sum(len(line.split()) for line in lines),
             seconds=time.monotonic() - started,
         )
 
