@@ -70,17 +70,20 @@ def run_gate(
     check_anchors: Sequence[Example],
     paraphrases: Sequence[Example] = (),
     base_ask: Callable[[str], str] | None = None,
+    base_accuracy: float | None = None,
     thresholds: GateThresholds | None = None,
 ) -> GateReport:
-    """Measure the candidate (``ask``) and decide. ``base_ask`` measures the base model on the check anchors;
-    without it the base model is taken to get them all right (that is how anchors are chosen)."""
+    """Measure the candidate (``ask``) and decide. ``base_ask`` measures the base model on the check anchors, or
+    ``base_accuracy`` gives what it measured before; with neither the base model is taken to get them all right
+    (that is how anchors are chosen)."""
     limits = thresholds or GateThresholds()
     new_recall, new_misses = score(ask, new)
     retention, replay_misses = score(ask, replay)
     anchor_accuracy, anchor_misses = score(ask, check_anchors)
     paraphrase_recall, paraphrase_misses = score(ask, paraphrases)
-    base_accuracy = None
-    if check_anchors:
+    if not check_anchors:
+        base_accuracy = None
+    elif base_accuracy is None:
         base_accuracy = score(base_ask, check_anchors)[0] if base_ask is not None else 1.0
     reasons = []
     if new_recall is None:

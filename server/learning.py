@@ -40,7 +40,7 @@ from mentee.server.dataset import (
 )
 from mentee.server.errors import MenteeError
 from mentee.server.files import write_json
-from mentee.server.gate import GateReport, GateThresholds, run_gate
+from mentee.server.gate import GateReport, GateThresholds, run_gate, score
 from mentee.server.trainer import RESULT, LoraSettings, TrainingJob, read_progress
 
 if TYPE_CHECKING:
@@ -95,6 +95,7 @@ class Learner:
         self.on_switch = on_switch
         self.on_calibrated = on_calibrated
         self._running = threading.Lock()
+        self._base_anchor_accuracy: dict[tuple[str, ...], float | None] = {}  # the base model never changes
         self.trainer_process: subprocess.Popen[bytes] | None = None
 
     # -- settings ----------------------------------------------------------------------------------------------
@@ -281,13 +282,18 @@ class Learner:
         def ask(question: str) -> str:
             return self._ask_alone(question, adapter, also_learned=new_ids).text
 
+        anchors_key = tuple(sorted(e.id for e in data.check_anchors))
+        if anchors_key not in self._base_anchor_accuracy:
+            self._base_anchor_accuracy[anchors_key] = score(
+                lambda q: self.student.generate(q).text, data.check_anchors
+            )[0]
         return run_gate(
             ask,
             new=data.new,
             replay=data.replay,
             check_anchors=data.check_anchors,
             paraphrases=data.paraphrase_checks,
-            base_ask=lambda q: self.student.generate(q).text,
+            base_accuracy=self._base_anchor_accuracy[anchors_key],
             thresholds=self.thresholds(),
         )
 

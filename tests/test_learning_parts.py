@@ -135,6 +135,19 @@ def test_gate_refuses_no_learning_and_forgetting() -> None:
     assert run_gate(forgetful, new=new, replay=[], check_anchors=anchors, thresholds=lenient).passed
 
 
+def test_gate_takes_the_base_models_accuracy_measured_before() -> None:
+    new, anchors = [example(i) for i in range(4)], [example(i, "anchor") for i in range(20, 30)]
+
+    def never(question: str) -> str:
+        raise AssertionError("the base model was asked again")
+
+    report = run_gate(
+        lambda q: q.replace("question", "answer"), new=new, replay=[], check_anchors=anchors, base_ask=never,
+        base_accuracy=0.9,
+    )  # fmt: skip
+    assert report.passed and report.base_anchor_accuracy == 0.9 and report.anchor_accuracy == 1.0
+
+
 class SlowLearner:
     """Stands in for the Learner in the runner's own tests: a round that waits until released."""
 
