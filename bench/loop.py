@@ -34,6 +34,8 @@ import openai
 from tqdm import tqdm
 
 from mentee.server.calibration import is_correct
+from mentee.server.client import wait_until_healthy
+from mentee.server.errors import MenteeError
 
 REPO = Path(__file__).resolve().parent.parent
 NQ = REPO / "data" / "nq-open-dev.jsonl"
@@ -107,17 +109,10 @@ def main() -> None:
     with log_path.open("w") as log:
         server = subprocess.Popen([MENTEE, "serve", "--port", str(port)], env=env, stdout=log, stderr=log)
         try:
-            started = time.perf_counter()
-            while True:
-                if server.poll() is not None:
-                    sys.exit(f"mentee serve exited:\n{log_path.read_text()[-3000:]}")
-                try:
-                    if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                time.sleep(1)
-            serve_startup = time.perf_counter() - started
+            try:
+                serve_startup = wait_until_healthy(url, timeout_s=1800, process=server, log_path=log_path)
+            except MenteeError as e:
+                sys.exit(str(e))
             print(f"mentee serve ready in {serve_startup:.0f} s", file=sys.stderr)
             client = openai.OpenAI(base_url=f"{url}/v1", api_key="none", max_retries=0, timeout=300)
             turns = ask_all(client, chosen, paraphrases)

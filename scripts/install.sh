@@ -24,4 +24,12 @@ if [ "$build" = cpu ]; then
   # ("operator torchvision::nms does not exist") and a text model needs none of them.
   "$VENV/bin/python" -m pip uninstall --quiet -y torchvision torchaudio torchcodec 2>/dev/null || true
 fi
+# The UI's browser test drives Debian's chromium (Playwright with executablePath; no browser download).
+if [ "${MENTEE_SKIP_CHROMIUM:-}" != 1 ] && ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 \
+   && [ "$(id -u)" = 0 ]; then
+  echo "mentee install: Debian chromium for the UI's browser test" >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium >/dev/null \
+    || { apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium >/dev/null; } \
+    || echo "mentee install: chromium could not be installed; the browser test will be skipped" >&2
+fi
 "$VENV/bin/python" -c "import mentee.server" 

@@ -19,18 +19,24 @@ if TYPE_CHECKING:
         ModelPrepareError,
         StudentError,
     )
+    from mentee.server.langchain_chat import ChatMentee
+    from mentee.server.local_chat import LocalChatMentee
     from mentee.server.models import prepare_embedded_student
     from mentee.server.prompting import ChatMessage
+    from mentee.server.retriever import MemoryRetriever
     from mentee.server.router import RoutedAnswer, Switches
     from mentee.server.service import Mentee
     from mentee.server.student import Generation, StreamChunk, Student, TokenLogprob
 
 _EXPORTS = {
+    "ChatMentee": "mentee.server.langchain_chat",
     "ChatMessage": "mentee.server.prompting",
     "ConfigError": "mentee.server.errors",
     "Generation": "mentee.server.student",
     "InvalidRequestError": "mentee.server.errors",
+    "LocalChatMentee": "mentee.server.local_chat",
     "Mentee": "mentee.server.service",
+    "MemoryRetriever": "mentee.server.retriever",
     "MenteeError": "mentee.server.errors",
     "ModelPrepareError": "mentee.server.errors",
     "RoutedAnswer": "mentee.server.router",
@@ -46,10 +52,13 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "ChatMentee",
     "ChatMessage",
     "ConfigError",
     "Generation",
     "InvalidRequestError",
+    "LocalChatMentee",
+    "MemoryRetriever",
     "Mentee",
     "MenteeError",
     "ModelPrepareError",

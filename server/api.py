@@ -419,20 +419,6 @@ def _conversation(messages: list[MessageIn], max_messages: int, max_chars: int) 
     return conversation
 
 
-def _mentee_object(routed: RoutedAnswer) -> dict[str, Any]:
-    return {
-        "source": routed.source,
-        "confidence": round(routed.confidence, 6) if routed.confidence is not None else None,
-        "threshold": round(routed.threshold, 6),
-        "adapter": routed.adapter,
-        "memory_id": routed.memory_id,
-        "low_confidence": routed.low_confidence,
-        "remembered_as": routed.remembered_as,
-        "reasons": list(routed.reasons),
-        "seconds": round(routed.seconds, 4),
-    }
-
-
 def _usage(routed: RoutedAnswer) -> dict[str, int]:
     return {
         "prompt_tokens": routed.tokens_in,
@@ -456,7 +442,7 @@ def _completion(completion_id: str, model: str, routed: RoutedAnswer) -> dict[st
             }
         ],
         "usage": _usage(routed),
-        "mentee": _mentee_object(routed),
+        "mentee": routed.info(),
     }
 
 
@@ -489,7 +475,7 @@ def _stream_response(completion_id: str, model: str, routed: RoutedAnswer, *, in
         for piece in _pieces(routed.text):
             yield {"data": chunk({"content": piece})}
             await asyncio.sleep(0)
-        final = {"mentee": _mentee_object(routed)}
+        final = {"mentee": routed.info()}
         if include_usage:
             final["usage"] = _usage(routed)
         yield {"data": chunk({}, "stop", **final)}

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import signal
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -277,16 +279,113 @@ def serve_command(
         server.run()
 
 
-def check_exposure(host: str, settings: Settings) -> None:
-    """Refuse to listen beyond loopback without both keys: anyone who can reach the port could otherwise chat
-    on the teacher's bill and rewrite the memory."""
+@app.command("ui")
+def ui_command(
+    ctx: typer.Context,
+    server: Annotated[
+        str | None,
+        typer.Option(
+            "--server",
+            help="URL of a running mentee server (keys: MENTEE_API_KEY, MENTEE_ADMIN_KEY). Default: start one here.",
+            show_default=False,
+        ),
+    ] = None,
+    host: Annotated[str, typer.Option("--host", help="Address the UI listens on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port the UI listens on.")] = 7860,
+    open_browser: Annotated[bool, typer.Option("--open/--no-open", help="Open the UI in a browser.")] = True,
+) -> None:
+    """The chat UI (Gradio): chat, memory, learning, dashboard. Without --server it starts `mentee serve` too."""
+    import os
+
+    settings = _settings(ctx)
+    auth = _ui_auth(host)
+    with contextlib.ExitStack() as stack:
+        url = server or stack.enter_context(_serving_here(ctx, settings))
+        from mentee.server.client import MenteeClient
+        from mentee.ui.app import launch
+
+        client = MenteeClient(
+            url,
+            api_key=os.environ.get("MENTEE_API_KEY") or _secret(settings.api_key),
+            admin_key=os.environ.get("MENTEE_ADMIN_KEY") or _secret(settings.admin_key),
+        )
+        stack.callback(client.close)
+        _say(f"mentee UI on http://{host}:{port} for the server {url}; Ctrl-C stops it")
+        launch(client, server_name=host, server_port=port, inbrowser=open_browser, auth=auth, quiet=True)
+
+
+def _secret(value: Any) -> str | None:
+    return value.get_secret_value() if value is not None else None
+
+
+def _ui_auth(host: str) -> tuple[str, str] | None:
+    """The UI holds the admin key: beyond loopback it needs a login (MENTEE_UI_AUTH=user:password)."""
+    import os
+
+    login = os.environ.get("MENTEE_UI_AUTH", "")
+    if login:
+        user, _, password = login.partition(":")
+        if not user or not password:
+            msg = "MENTEE_UI_AUTH must look like user:password"
+            raise ConfigError(msg)
+        return user, password
+    if not _is_loopback(host):
+        msg = f"refusing to serve the UI on {host} without a login: set MENTEE_UI_AUTH=user:password"
+        raise ConfigError(msg)
+    return None
+
+
+@contextlib.contextmanager
+def _serving_here(ctx: typer.Context, settings: Settings) -> Iterator[str]:
+    """``mentee serve`` as a child process on a free loopback port, stopped on the way out; its URL."""
+    import socket
+    import subprocess
+
+    from mentee.server.client import wait_until_healthy
+    from mentee.server.vllm_server import die_with_parent
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    options: _Options = ctx.obj
+    command = [sys.executable, "-m", "mentee.server.cli"]
+    if options.config_file is not None:
+        command += ["--config", str(options.config_file)]
+    settings.logs_dir.mkdir(parents=True, exist_ok=True)
+    log_path = settings.logs_dir / "ui-serve.log"
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [*command, "serve", "--port", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=die_with_parent,  # a killed UI takes its server (and so the student) with it
+        )
+        try:
+            url = f"http://127.0.0.1:{port}"
+            _say(f"starting mentee serve for the UI (log: {log_path}; about a minute on a CPU)...")
+            wait_until_healthy(url, timeout_s=settings.vllm_startup_timeout_s + 120, process=process, log_path=log_path)
+            yield url
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def _is_loopback(host: str) -> bool:
     import ipaddress
 
     try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
     except ValueError:
-        loopback = False
-    if not loopback and (settings.api_key is None or settings.admin_key is None):
+        return False
+
+
+def check_exposure(host: str, settings: Settings) -> None:
+    """Refuse to listen beyond loopback without both keys: anyone who can reach the port could otherwise chat
+    on the teacher's bill and rewrite the memory."""
+    if not _is_loopback(host) and (settings.api_key is None or settings.admin_key is None):
         msg = (
             f"refusing to listen on {host} without keys: set MENTEE_API_KEY and MENTEE_ADMIN_KEY, or listen on "
             "127.0.0.1"

@@ -15,7 +15,7 @@ import re
 import time
 from collections.abc import Container, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from mentee.server.calibration import is_correct
 from mentee.server.errors import MenteeError
@@ -98,6 +98,20 @@ class RoutedAnswer:
     cost: float = 0.0  # of the teacher calls this answer took
     remembered_as: str | None = None  # the memory key of a remembered teacher answer
 
+    def info(self) -> dict[str, Any]:
+        """How the answer was reached, as the API's ``mentee`` object and LangChain's ``response_metadata``."""
+        return {
+            "source": self.source,
+            "confidence": round(self.confidence, 6) if self.confidence is not None else None,
+            "threshold": round(self.threshold, 6),
+            "adapter": self.adapter,
+            "memory_id": self.memory_id,
+            "low_confidence": self.low_confidence,
+            "remembered_as": self.remembered_as,
+            "reasons": list(self.reasons),
+            "seconds": round(self.seconds, 4),
+        }
+
 
 def guard_problems(generation: Generation) -> list[str]:
     """What is wrong with a student answer regardless of its confidence."""
@@ -111,9 +125,26 @@ def guard_problems(generation: Generation) -> list[str]:
     return problems
 
 
+# Words by which a question leans on what was said before ("and its population?", "who directed it?"). A
+# question with none of them, of some length, and not opening like a continuation, is taken to stand alone even
+# in the middle of a conversation; the rule errs towards "follow-up", where the memory only stays silent.
+_REFERS_BACK = re.compile(
+    r"\b(it|its|it's|itself|he|him|his|himself|she|her|hers|herself|they|them|their|theirs|themselves|this|that|"
+    r"these|those|there|then|one|ones|same|such|also|too|else|other|another|former|latter|above|previous|"
+    r"before|earlier|again|more|why|here)\b",
+    re.IGNORECASE,
+)
+_CONTINUES = re.compile(r"^\s*(and|or|but|so|what about|how about|then|also)\b", re.IGNORECASE)
+
+
 def stands_alone(messages: Sequence[ChatMessage]) -> bool:
-    """Whether the last question can be answered without the conversation before it (then memory may answer)."""
-    return sum(1 for m in messages if m.role != "system") == 1
+    """Whether the last question can be answered without the conversation before it (then memory may answer):
+    the first question always; a later one when it refers to nothing said before (see ``_REFERS_BACK``)."""
+    turns = [m for m in messages if m.role != "system"]
+    if len(turns) <= 1:
+        return True
+    question = turns[-1].content
+    return len(question.split()) >= 4 and not _CONTINUES.match(question) and not _REFERS_BACK.search(question)
 
 
 class Router:

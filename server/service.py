@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Self
 
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
     from mentee.server.teachers.base import GuardedTeacher, Teacher
 
 logger = logging.getLogger(__name__)
+
+TIMELINE_MINUTES = 24 * 60
 
 UNCALIBRATED_THRESHOLD = 0.5
 
@@ -69,6 +72,8 @@ class Mentee:
         self._adapter_checked = 0.0
         self._switch_lock = threading.Lock()
         self._answers = {"memory": 0, "student": 0, "teacher": 0}
+        # Answers by source per minute over the last day, for the dashboard's "teacher share over time".
+        self._timeline: deque[dict[str, int]] = deque(maxlen=TIMELINE_MINUTES)
         self._low_confidence = 0
         self._failed = 0
 
@@ -164,6 +169,10 @@ class Mentee:
             raise
         with self._lock:
             self._answers[routed.source] += 1
+            minute = int(time.time() // 60) * 60
+            if not self._timeline or self._timeline[-1]["minute"] != minute:
+                self._timeline.append({"minute": minute, "memory": 0, "student": 0, "teacher": 0})
+            self._timeline[-1][routed.source] += 1
             self._low_confidence += routed.low_confidence
         return routed
 
@@ -235,6 +244,7 @@ class Mentee:
         """Answers by source, teacher calls avoided and their estimated cost, the teacher's ledger, the memory."""
         with self._lock:
             answers = dict(self._answers)
+            timeline = [dict(bucket) for bucket in self._timeline]
             low_confidence, failed = self._low_confidence, self._failed
         total = sum(answers.values())
         avoided = answers["memory"] + answers["student"]
@@ -263,6 +273,7 @@ class Mentee:
             "threshold": self.threshold,
             "calibrated": self.calibration is not None and self.settings.confidence_threshold is None,
             "uptime_s": round(time.time() - self.started_at, 1),
+            "timeline": timeline,  # answers by source per minute (epoch seconds of the minute), the last day
         }
 
     def calibration_state(self) -> dict[str, Any]:

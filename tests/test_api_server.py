@@ -3,27 +3,18 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import openai
-import psutil
 import pytest
 
-from tests.teacher_server import TeacherHandler, running_teacher
+from tests.served import API_KEY, Served, serving
 
 pytestmark = pytest.mark.vllm
 
-MENTEE = str(Path(sys.executable).parent / "mentee")
-API_KEY, ADMIN_KEY = "sk-test-chat", "sk-test-admin"
 ANSWERS = {
     "What is the capital of Peru?": "Lima",
     "Who wrote the novel Moby-Dick?": "Herman Melville",
@@ -31,74 +22,12 @@ ANSWERS = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Served:
-    def __init__(self, url: str, process: subprocess.Popen[str], teacher: type[TeacherHandler], home: Path) -> None:
-        self.url, self.process, self.teacher, self.home = url, process, teacher, home
-        self.client = openai.OpenAI(base_url=f"{url}/v1", api_key=API_KEY, max_retries=0, timeout=120)
-        self.admin = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=60)
-
-    def ask(self, content: str | list[dict[str, str]], **extra: Any) -> Any:
-        messages = [{"role": "user", "content": content}] if isinstance(content, str) else content
-        return self.client.chat.completions.create(model="mentee", messages=messages, **extra)  # type: ignore[arg-type]
-
-
 @pytest.fixture(scope="module")
 def served(tiny_model_dir: Path, session_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    home = tmp_path_factory.mktemp("serve-home")
-    for cache in ("vllm",):  # vLLM's compile caches from the session: start-up in seconds, not a minute
-        if (session_home / cache).is_dir() and not (home / cache).exists():
-            os.symlink(session_home / cache, home / cache)
     rewrites = {"And its capital?": "What is the capital of Chile?"}
-    with running_teacher(answers=ANSWERS, rewrites=rewrites, delay_s=3.0) as (teacher_url, handler):
-        port = _free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MENTEE_")}
-        env.update(
-            MENTEE_HOME=str(home),
-            MENTEE_STUDENT_MODEL=str(tiny_model_dir),
-            MENTEE_MAX_TOKENS="8",
-            MENTEE_CONFIDENCE_THRESHOLD="0.999",  # the random tiny student is never this sure
-            MENTEE_TEACHER_URL=teacher_url,
-            MENTEE_TEACHER_MODEL="big-teacher",
-            MENTEE_TEACHER_TIMEOUT_S="1",
-            MENTEE_TEACHER_RETRIES="0",
-            MENTEE_API_KEY=API_KEY,
-            MENTEE_ADMIN_KEY=ADMIN_KEY,
-        )
-        log = (home / "serve.log").open("w")
-        process = subprocess.Popen(
-            [MENTEE, "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT, text=True
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 600
-            while time.monotonic() < deadline:
-                assert process.poll() is None, (home / "serve.log").read_text()[-3000:]
-                try:
-                    if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                time.sleep(1)
-            else:
-                pytest.fail("mentee serve did not become healthy in 600 s")
-            yield Served(url, process, handler, home)
-        finally:
-            tree = [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=90)
-            finally:
-                _, alive = psutil.wait_procs(tree, timeout=30)
-                for p in alive:
-                    p.kill()
-                log.close()
-            assert not alive, f"mentee serve left processes behind: {alive}"
+    home = tmp_path_factory.mktemp("serve-home")
+    with serving(home, tiny_model_dir, session_home, answers=ANSWERS, rewrites=rewrites) as running:
+        yield running
 
 
 def test_unknown_question_goes_to_the_teacher_then_comes_from_memory(served: Served) -> None:

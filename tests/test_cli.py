@@ -85,3 +85,20 @@ def test_serve_refuses_to_listen_beyond_loopback_without_keys(host: str) -> None
     assert result.returncode == 2
     assert f"refusing to listen on {host} without keys" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "expected"),
+    [
+        (("--host", "0.0.0.0"), {}, "refusing to serve the UI on 0.0.0.0 without a login"),
+        (
+            ("--server", "http://127.0.0.1:9"),
+            {"MENTEE_UI_AUTH": "admin"},
+            "MENTEE_UI_AUTH must look like user:password",
+        ),
+    ],
+)
+def test_ui_refuses_to_expose_the_admin_key(args: tuple[str, ...], env: dict[str, str], expected: str) -> None:
+    result = run_mentee("ui", "--no-open", *args, env=env)
+    assert result.returncode == 2
+    assert expected in result.stderr and "Traceback" not in result.stderr

@@ -8,10 +8,13 @@ import sys
 import mentee.server
 
 EXPECTED_ALL = [
+    "ChatMentee",
     "ChatMessage",
     "ConfigError",
     "Generation",
     "InvalidRequestError",
+    "LocalChatMentee",
+    "MemoryRetriever",
     "Mentee",
     "MenteeError",
     "ModelPrepareError",

@@ -12,7 +12,7 @@ from langchain_core.language_models.fake_chat_models import FakeListChatModel
 from mentee.memory.embedder import Embedder
 from mentee.memory.store import Memory
 from mentee.server.prompting import ChatMessage
-from mentee.server.router import NoSourceError, Router, Switches, adapter_for, guard_problems
+from mentee.server.router import NoSourceError, Router, Switches, adapter_for, guard_problems, stands_alone
 from mentee.server.student import Generation, TokenLogprob
 from mentee.server.teachers import GuardedTeacher, TaughtItem, Teacher, TeacherAnswer, TeacherUnavailableError
 from mentee.server.teachers.langchain_model import LangChainTeacher
@@ -149,6 +149,16 @@ def test_follow_ups_skip_memory_and_are_not_remembered_as_is(memory: Memory) -> 
     assert (answer.text, answer.source, answer.memory_id) == ("10 million", "teacher", None)
     assert any("follow-up" in r for r in answer.reasons)
     assert memory.count() == 1
+
+
+def test_a_question_that_stands_alone_mid_conversation_is_answered_from_memory(memory: Memory) -> None:
+    memory.remember("Who wrote the novel Moby-Dick?", "Herman Melville", source="teacher:x")
+    router = Router(ScriptedStudent(generation("?", 0.1)), memory=memory, teacher=RecordingTeacher("x"))
+    before = [ChatMessage("user", "What is the capital of Peru?"), ChatMessage("assistant", "Lima")]
+    answer = router.answer([*before, ChatMessage("user", "who wrote the novel moby dick?")])
+    assert (answer.text, answer.source) == ("Herman Melville", "memory")
+    for follow_up in ("and who wrote it?", "Who wrote that one?", "why?", "What about Moby-Dick?"):
+        assert not stands_alone([*before, ChatMessage("user", follow_up)]), follow_up
 
 
 def test_relevant_memory_goes_to_the_teacher_as_context(memory: Memory) -> None:

