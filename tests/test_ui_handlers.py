@@ -87,10 +87,12 @@ def test_learning_and_dashboard_tabs(client: tuple[MenteeClient, Mentee]) -> Non
     assert table.empty and versions["choices"] == ["base"]
     with pytest.raises(gr.Error, match="503"):  # a scripted student cannot learn: the server says why
         ui.start_round(mentee_client)
-    shares, calls, figures, summary = ui.dashboard(mentee_client)
+    shares, calls, costs, figures, summary = ui.dashboard(mentee_client)
     assert set(shares["source"]) == {"memory", "student", "teacher"}
     assert shares.groupby("time")["share"].sum().round(2).tolist() == [1.0] * shares["time"].nunique()
     assert calls[calls["series"] == "teacher calls avoided"]["calls"].iloc[-1] == 2
+    # The fake LangChain teacher reports no token usage, so its answers cost nothing and so does avoiding them.
+    assert list(costs.columns) == ["time", "cost avoided"] and costs["cost avoided"].iloc[-1] == 0.0
     assert figures.empty and summary.startswith("3 answers: 2 without the teacher")
 
 
@@ -107,7 +109,7 @@ def test_progress_bar_and_errors_read_well() -> None:
     down = MenteeClient("http://127.0.0.1:9", admin_key="x")
     with pytest.raises(gr.Error, match=r"cannot reach the mentee server at http://127\.0\.0\.1:9"):
         ui.search_memory(down, "", "", "any", "any")
-    assert "needs the admin key" in ui.dashboard_or_nothing(down)[3]
+    assert "needs the admin key" in ui.dashboard_or_nothing(down)[4]
     assert isinstance(ui.build_demo(down), gr.Blocks)
 
 

@@ -255,15 +255,19 @@ def activate(client: MenteeClient, version: str) -> str:
 # -- dashboard -----------------------------------------------------------------------------------------------
 
 
-def dashboard(client: MenteeClient) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, str]:
-    """Plots' data: the share of answers by source per minute, teacher calls made and avoided (cumulative), and
-    each adapter's taught recall and anchor accuracy; with a one-line summary."""
+def dashboard(client: MenteeClient) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, str]:
+    """Plots' data: the share of answers by source per minute, teacher calls made and avoided (cumulative), the
+    cost avoided (cumulative, at the mean cost of a teacher answer so far), and each adapter's taught recall and
+    anchor accuracy; with a one-line summary."""
     try:
         stats = client.stats()
         listing = client.adapters()
     except MenteeClientError as e:
         raise _readable(e) from e
-    shares, calls = [], []
+    teacher = stats.get("teacher") or {}
+    answered = (teacher.get("calls") or 0) - (teacher.get("errors") or 0)
+    mean_cost = (teacher.get("cost") or 0.0) / answered if answered else 0.0
+    shares, calls, costs = [], [], []
     made = avoided = 0
     for bucket in stats.get("timeline", []):
         minute = dt.datetime.fromtimestamp(bucket["minute"], tz=dt.UTC)
@@ -275,6 +279,7 @@ def dashboard(client: MenteeClient) -> tuple[pd.DataFrame, pd.DataFrame, pd.Data
             {"time": minute, "series": "teacher calls", "calls": made},
             {"time": minute, "series": "teacher calls avoided", "calls": avoided},
         ]
+        costs.append({"time": minute, "cost avoided": round(avoided * mean_cost, 6)})
     figures = []
     for adapter in listing["data"]:
         gate = adapter.get("gate") or {}
@@ -290,6 +295,7 @@ def dashboard(client: MenteeClient) -> tuple[pd.DataFrame, pd.DataFrame, pd.Data
     return (
         pd.DataFrame(shares, columns=["time", "source", "share"]),
         pd.DataFrame(calls, columns=["time", "series", "calls"]),
+        pd.DataFrame(costs, columns=["time", "cost avoided"]),
         pd.DataFrame(figures, columns=["version", "figure", "value"]),
         summary,
     )
@@ -393,20 +399,21 @@ def build_demo(client: MenteeClient) -> gr.Blocks:
             summary = gr.Markdown()
             shares = gr.LinePlot(x="time", y="share", color="source", title="Share of answers by source, per minute")
             calls = gr.LinePlot(x="time", y="calls", color="series", title="Teacher calls made and avoided")
+            costs = gr.LinePlot(x="time", y="cost avoided", title="Cost avoided (teacher prices in the config)")
             figures = gr.BarPlot(x="version", y="value", color="figure", title="Per adapter: taught recall, anchors")
             update = gr.Button("Refresh")
-            update.click(bind(dashboard, client), None, [shares, calls, figures, summary], api_name="dashboard")
-        blocks.load(bind(dashboard_or_nothing, client), None, [shares, calls, figures, summary])
+            update.click(bind(dashboard, client), None, [shares, calls, costs, figures, summary], api_name="dashboard")
+        blocks.load(bind(dashboard_or_nothing, client), None, [shares, calls, costs, figures, summary])
     return blocks
 
 
-def dashboard_or_nothing(client: MenteeClient) -> tuple[Any, Any, Any, str]:
+def dashboard_or_nothing(client: MenteeClient) -> tuple[Any, Any, Any, Any, str]:
     """The dashboard on page load; without the admin key (or the server) a note instead of an error."""
     try:
         return dashboard(client)
     except gr.Error as e:
         empty = pd.DataFrame()
-        return empty, empty, empty, f"The dashboard needs the admin key and the server: {e}"
+        return empty, empty, empty, empty, f"The dashboard needs the admin key and the server: {e}"
 
 
 demo = build_demo(client_from_env())
