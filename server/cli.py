@@ -68,10 +68,15 @@ def _configure_logging(level: int) -> None:
 
 
 def _settings(ctx: typer.Context) -> Settings:
+    import os
+
     from mentee.server.config import load_settings
 
     options: _Options = ctx.obj
-    return load_settings(options.config_file)
+    settings = load_settings(options.config_file)
+    # torch's compile cache (and its subprocesses': vLLM, the trainer) under mentee's home, not in /tmp.
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(settings.home / "torchinductor"))
+    return settings
 
 
 def _say(message: str) -> None:

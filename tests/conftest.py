@@ -16,10 +16,11 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    # torch makes a cache folder in /tmp on import; keep it (and its subprocesses') inside a temp dir we remove.
+    # torch and Gradio make folders in /tmp; keep them (and their subprocesses') inside a temp dir we remove.
     folder = tempfile.mkdtemp(prefix="mentee-tests-torch-")
     config.stash[_TORCH_CACHE] = folder
     os.environ["TORCHINDUCTOR_CACHE_DIR"] = folder
+    os.environ["GRADIO_TEMP_DIR"] = os.path.join(folder, "gradio")  # Gradio's files (uploads, edit history) too
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
