@@ -7,7 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,22 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def stop_tree(
+    process: subprocess.Popen[Any], send: Callable[[], None], *, wait_s: float, grace_s: float
+) -> list[psutil.Process]:
+    """Stop ``process`` and everything it started: ``send`` the signal, wait ``wait_s`` for it, ``grace_s`` for
+    its children, kill what is left; the processes that had to be killed (a clean stop leaves none)."""
+    tree = [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
+    send()
+    try:
+        process.wait(timeout=wait_s)
+    finally:
+        _, alive = psutil.wait_procs(tree, timeout=grace_s)
+        for leftover in alive:
+            leftover.kill()
+    return alive
 
 
 class Served:
@@ -80,13 +96,8 @@ def serving(
             wait_until_healthy(url, timeout_s=600, process=process, log_path=log_path)
             yield Served(url, process, handler, home)
         finally:
-            tree = [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
-            process.send_signal(signal.SIGTERM)
             try:
-                process.wait(timeout=90)
+                alive = stop_tree(process, lambda: process.send_signal(signal.SIGTERM), wait_s=90, grace_s=30)
             finally:
-                _, alive = psutil.wait_procs(tree, timeout=30)
-                for p in alive:
-                    p.kill()
                 log.close()
             assert not alive, f"mentee serve left processes behind: {alive}"

@@ -76,10 +76,9 @@ def test_make_demo_serves_the_ui_with_the_student(gemma_env: dict[str, str], tmp
     import time
 
     import httpx
-    import psutil
     from gradio_client import Client
 
-    from tests.served import free_port
+    from tests.served import free_port, stop_tree
 
     port = free_port()
     log_path = tmp_path / "make-demo.log"
@@ -110,14 +109,9 @@ def test_make_demo_serves_the_ui_with_the_student(gemma_env: dict[str, str], tmp
         reply = " ".join(p.get("text", "") for p in reply) if isinstance(reply, list) else reply
         assert "Paris" in reply and "source: student" in reply
     finally:
-        tree = [psutil.Process(demo.pid), *psutil.Process(demo.pid).children(recursive=True)]
-        os.killpg(demo.pid, signal.SIGINT)  # Ctrl-C in the terminal reaches the whole group
-        try:
-            demo.wait(timeout=120)
+        try:  # Ctrl-C in the terminal reaches the whole group
+            alive = stop_tree(demo, lambda: os.killpg(demo.pid, signal.SIGINT), wait_s=120, grace_s=60)
         finally:
-            _, alive = psutil.wait_procs(tree, timeout=60)
-            for process in alive:
-                process.kill()
             log.close()
     assert not alive, f"make demo left processes behind: {alive}"
 
