@@ -63,6 +63,10 @@ class TrainingJob:
         return cls(**data, lora=LoraSettings(**lora))
 
 
+class TrainingDivergedError(RuntimeError):
+    """The loss or the adapter's weights became NaN or infinite; no adapter is written."""
+
+
 def read_progress(job_dir: Path) -> dict[str, Any] | None:
     """The trainer's last progress report, or ``None`` before its first."""
     try:
@@ -182,6 +186,12 @@ def train(job_dir: Path) -> dict[str, Any]:
             loss = torch.nn.functional.cross_entropy(
                 logits.reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-100
             )
+            if not torch.isfinite(loss):  # a diverged round stops here instead of training on for nothing
+                raise TrainingDivergedError(
+                    f"training diverged: the loss is {loss.item()} at step {self.state.global_step + 1} "
+                    f"(learning rate {job.lora.learning_rate}, {'bf16 on GPU' if on_gpu else 'fp32 on CPU'}); "
+                    "a lower learning rate may help"
+                )
             return (loss, outputs) if return_outputs else loss
 
     trainer = AnswerLossTrainer(
@@ -192,6 +202,11 @@ def train(job_dir: Path) -> dict[str, Any]:
         callbacks=[Progress()],
     )
     output = trainer.train()
+    broken = [name for name, p in model.named_parameters() if p.requires_grad and not torch.isfinite(p).all()]
+    if broken:  # a non-finite last step leaves no loss to catch it: the adapter itself is checked
+        raise TrainingDivergedError(
+            f"training diverged: {len(broken)} adapter tensors hold NaN or inf, e.g. {broken[0]}"
+        )
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     result = {
         "examples": len(rows),
@@ -218,7 +233,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"usage: python -m mentee.server.trainer JOB_DIR (with {JOB} in it)", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    train(Path(args[0]))
+    try:
+        train(Path(args[0]))
+    except TrainingDivergedError as e:
+        print(e, file=sys.stderr)  # the last line of the log, which the round's error quotes
+        return 3
     return 0
 
 

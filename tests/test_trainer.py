@@ -51,3 +51,17 @@ def test_a_failed_job_leaves_no_result(tmp_path: Path) -> None:
     assert not (job_dir / "adapter").exists()
     usage = run_trainer(tmp_path / "missing")
     assert usage.returncode == 2 and "usage" in usage.stderr
+
+
+def test_a_diverging_round_stops_with_a_clear_error_and_no_adapter(tiny_model_dir: Path, tmp_path: Path) -> None:
+    # Seen on a GPU (bf16): gradients turned NaN mid-round and the trainer went on "training" at loss 0.
+    # An absurd learning rate makes the weights overflow on any machine.
+    examples = [{"id": str(n), "question": f"Who wrote Hamlet {n}?", "answer": "Shakespeare"} for n in range(8)]
+    job = TrainingJob(str(tiny_model_dir), "qa", examples, LoraSettings(epochs=3, batch_size=4, learning_rate=1e38))
+    job_dir = tmp_path / "job"
+    job.write(job_dir)
+    result = run_trainer(job_dir)
+    assert result.returncode == 3, result.stderr[-3000:]
+    assert result.stderr.strip().splitlines()[-1].startswith("training diverged:")
+    assert not (job_dir / RESULT).exists()
+    assert not (job_dir / "adapter").exists()
