@@ -464,6 +464,172 @@ def train_command(
         raise MenteeError(outcome.error or "the round failed")
 
 
+@app.command("eval")
+def eval_command(
+    ctx: typer.Context,
+    qa_file: Annotated[Path, typer.Argument(help="Questions with accepted answers (JSON Lines: question, answers).")],
+    server: Annotated[
+        str | None,
+        typer.Option(
+            "--server",
+            help="URL of a running mentee server (keys: MENTEE_API_KEY, MENTEE_ADMIN_KEY). Default: in-process.",
+            show_default=False,
+        ),
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=1, help="Use the first N questions.", show_default=False)
+    ] = None,
+    repeat: Annotated[int, typer.Option("--repeat", min=1, help="Times each question is asked in all.")] = 1,
+    paraphrases: Annotated[
+        Path | None,
+        typer.Option(
+            "--paraphrases", help="Question pairs (q1, q2, a1, a2): returns ask the paraphrase.", show_default=False
+        ),
+    ] = None,
+    train_every: Annotated[
+        int | None,
+        typer.Option(
+            "--train-every", min=1, help="A learning round after every N teacher answers.", show_default=False
+        ),
+    ] = None,
+    anchors: Annotated[
+        str | None,
+        typer.Option(
+            "--anchors",
+            help="Questions the base student knows, asked student-alone around rounds (forgetting): a QA file, or "
+            "'held-out' for the home's check anchors (never trained on). Default: held-out when there are any.",
+            show_default=False,
+        ),
+    ] = None,
+    anchors_limit: Annotated[int, typer.Option("--anchors-limit", min=1, help="At most this many anchors.")] = 64,
+    bucket: Annotated[int, typer.Option("--bucket", min=1, help="Turns per bucket of the report.")] = 100,
+    baseline: Annotated[
+        bool, typer.Option("--baseline/--no-baseline", help="Also ask the configured teacher alone, side by side.")
+    ] = True,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of where the returns land in the stream.")] = 0,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Folder for report.json, turns.jsonl and the plots.", show_default=False),
+    ] = None,
+) -> None:
+    """Replay QUESTIONS through mentee and report shares by source, accuracy against an always-teacher run, teacher
+    calls and cost avoided, and with --train-every the learning curve and forgetting. Prints the headline as JSON."""
+    import os
+    import time
+
+    from tqdm import tqdm
+
+    from mentee.server.evaluation import (
+        EvalOptions,
+        Evaluation,
+        TurnCounter,
+        build_report,
+        build_stream,
+        load_paraphrases,
+        write_plots,
+    )
+    from mentee.server.teachers import make_teacher
+    from mentee.server.teachers.reference import read_qa_file
+
+    settings = _settings(ctx)
+    options = EvalOptions(
+        repeat=repeat,
+        train_every=train_every,
+        bucket=bucket,
+        price_in_per_mtok=settings.teacher_price_in_per_mtok,
+        price_out_per_mtok=settings.teacher_price_out_per_mtok,
+    )
+    rows = read_qa_file(qa_file)[:limit]
+    pairs = load_paraphrases(paraphrases) if paraphrases is not None else None
+    stream = build_stream(rows, repeat=repeat, paraphrases=pairs, seed=seed)
+    probes = _eval_anchors(anchors, settings)[:anchors_limit]
+    folder = out or Path(f"mentee-eval-{time.strftime('%Y%m%d-%H%M%S')}")
+    folder.mkdir(parents=True, exist_ok=True)
+    teacher = make_teacher(settings) if baseline else None
+    if baseline and teacher is None:
+        _say("no teacher is configured here, so there is no always-teacher run to compare with")
+    with contextlib.ExitStack() as stack:
+        if server is not None:
+            from mentee.server.client import MenteeClient
+
+            client = MenteeClient(
+                server,
+                api_key=os.environ.get("MENTEE_API_KEY") or _secret(settings.api_key),
+                admin_key=os.environ.get("MENTEE_ADMIN_KEY") or _secret(settings.admin_key),
+                timeout_s=600.0,
+            )
+        else:
+            client = _in_process_client(stack, settings)
+        stack.callback(client.close)
+        client.health()  # an unreachable server stops here, not as a run of failed turns
+        bar = stack.enter_context(tqdm(total=len(stream), desc="replaying", unit="turn", file=sys.stderr))
+        counter = TurnCounter()
+        turns_file = stack.enter_context((folder / "turns.jsonl").open("w"))
+
+        def on_turn(turn: dict[str, Any]) -> None:
+            turns_file.write(json.dumps(turn) + "\n")
+            turns_file.flush()
+            bar.set_postfix(counter.add(turn), refresh=False)
+            bar.update()
+
+        evaluation = Evaluation(
+            client, options, baseline=teacher, anchors=probes, on_turn=on_turn, on_event=lambda m: bar.write(m)
+        )
+        result = evaluation.run(stream)
+    setup = {
+        "qa_file": str(qa_file),
+        "questions": len(rows),
+        "turns": len(stream),
+        "repeat": repeat,
+        "paraphrases": str(paraphrases) if paraphrases else None,
+        "paraphrased_turns": sum(t.paraphrased for t in stream),
+        "train_every": train_every,
+        "anchors": len(probes),
+        "server": server or "in-process",
+        "teacher": teacher.name if teacher is not None else None,
+        "student": settings.student_model or "embedded gemma-3-270m",
+        "seed": seed,
+    }
+    report = build_report(result, options, setup)
+    (folder / "report.json").write_text(json.dumps(report, indent=1))
+    plots = write_plots(report, folder)
+    _say(f"report: {folder / 'report.json'}; turns: {folder / 'turns.jsonl'}; plots: {', '.join(map(str, plots))}")
+    typer.echo(json.dumps(report["headline"]))
+
+
+def _eval_anchors(choice: str | None, settings: Settings) -> list[dict[str, Any]]:
+    from mentee.server.dataset import load_anchors
+    from mentee.server.teachers.reference import read_qa_file
+
+    if choice is not None and choice != "held-out":
+        return read_qa_file(Path(choice))
+    anchors = load_anchors(settings.home)
+    if anchors is None or not anchors.split("check"):
+        if choice == "held-out":
+            msg = f"--anchors held-out: no anchors in {settings.home} (build them: mentee anchors build FILE)"
+            raise ConfigError(msg)
+        return []
+    return [{"question": a.question, "answers": list(a.answers)} for a in anchors.split("check")]
+
+
+def _in_process_client(stack: contextlib.ExitStack, settings: Settings) -> Any:
+    """A client of this process's own mentee (the API app without a socket)."""
+    from fastapi.testclient import TestClient
+
+    from mentee.server.api import create_app
+    from mentee.server.client import MenteeClient
+
+    mentee = stack.enter_context(_start_mentee(settings))
+    http = stack.enter_context(TestClient(create_app(mentee), base_url="http://mentee.local"))
+    return MenteeClient(
+        "http://mentee.local",
+        api_key=_secret(settings.api_key),
+        admin_key=_secret(settings.admin_key),
+        timeout_s=600.0,
+        http_client=http,
+    )
+
+
 @adapters_app.command("list")
 def adapters_list(ctx: typer.Context) -> None:
     """The adapter versions with their gate verdicts; the active one is marked."""

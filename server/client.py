@@ -70,6 +70,7 @@ class MenteeClient:
         self._own_http = http_client is None
         self._http = http_client if http_client is not None else httpx.Client(base_url=self.url, timeout=timeout_s)
         self.timeout_s = timeout_s
+        self._model: str | None = None
 
     def close(self) -> None:
         if self._own_http:
@@ -115,9 +116,29 @@ class MenteeClient:
             if self._own_http:
                 client.close()
 
+    def chat(
+        self, messages: list[dict[str, str]], *, memory: bool = True, teacher: bool = True, learn: bool = True
+    ) -> tuple[str, dict[str, Any], dict[str, int]]:
+        """One whole answer: ``(text, mentee info, usage)``; usage counts the tokens of whoever answered."""
+        body = {
+            "model": self._model_name(),
+            "messages": messages,
+            "mentee": {"memory": memory, "teacher": teacher, "learn": learn},
+        }
+        reply = self._call("POST", "/v1/chat/completions", admin=False, json=body)
+        usage = reply.get("usage") or {}
+        text = reply["choices"][0]["message"].get("content") or ""
+        return (
+            text,
+            dict(reply.get("mentee") or {}),
+            {k: int(usage.get(k) or 0) for k in ("prompt_tokens", "completion_tokens")},
+        )
+
     def _model_name(self) -> str:
-        models = self._call("GET", "/v1/models", admin=False)["data"]
-        return str(models[0]["id"]) if models else "mentee"
+        if self._model is None:  # asked once: a server's routed model does not change while it runs
+            models = self._call("GET", "/v1/models", admin=False)["data"]
+            self._model = str(models[0]["id"]) if models else "mentee"
+        return self._model
 
     # -- admin -----------------------------------------------------------------------------------------------
 

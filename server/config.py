@@ -249,6 +249,11 @@ class Settings(BaseSettings):
     train_learning_rate: float = Field(default=5e-4, gt=0, le=1, description="AdamW learning rate of a round.")
     train_batch_size: int = Field(default=8, ge=1, le=1024, description="Examples per training step (per device).")
     train_seed: int = Field(default=0, ge=0, description="Seed of a round's sampling and initialisation.")
+    train_price_per_hour: float = Field(
+        default=0.0,
+        ge=0,
+        description="Price of an hour of the machine a round trains on, for the cost model (bench/cost.py).",
+    )
     train_max_new: int = Field(default=500, ge=1, le=100_000, description="Most new items one round learns.")
     train_replay_per_new: float = Field(
         default=1.0, ge=0, le=100, description="Items learned by earlier adapters replayed per new item."

@@ -46,8 +46,11 @@ def stop_tree(
 
 
 class Served:
-    def __init__(self, url: str, process: subprocess.Popen[str], teacher: type[TeacherHandler], home: Path) -> None:
+    def __init__(
+        self, url: str, process: subprocess.Popen[str], teacher: type[TeacherHandler], home: Path, teacher_url: str
+    ) -> None:
         self.url, self.process, self.teacher, self.home = url, process, teacher, home
+        self.teacher_url = teacher_url
         self.client = openai.OpenAI(base_url=f"{url}/v1", api_key=API_KEY, max_retries=0, timeout=120)
         self.admin = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=60)
 
@@ -94,7 +97,7 @@ def serving(
         url = f"http://127.0.0.1:{port}"
         try:
             wait_until_healthy(url, timeout_s=600, process=process, log_path=log_path)
-            yield Served(url, process, handler, home)
+            yield Served(url, process, handler, home, teacher_url)
         finally:
             try:
                 alive = stop_tree(process, lambda: process.send_signal(signal.SIGTERM), wait_s=90, grace_s=30)

@@ -1,0 +1,473 @@
+"""``mentee eval``: replay a stream of questions with accepted answers against a mentee server and measure it.
+
+The stream is built from a QA file (``question`` + ``answers`` per line): every question is asked ``repeat``
+times, its returns scattered later in the stream (seeded), and a return is paraphrased where a pairs file
+(``q1``/``q2``, as data/near-duplicate-pairs.jsonl) has a paraphrase of it: odd returns ask the paraphrase, even
+returns the question again, the way real traffic repeats. Each turn goes through the server's chat route as
+a user's would; the report gives, per bucket of turns and overall, the share answered by memory / student /
+teacher, teacher calls, tokens and cost avoided, and accuracy (an accepted answer contained in the answer,
+normalised as in open-domain QA) overall and by source, beside an always-teacher run on the same stream.
+
+With ``train_every`` a learning round runs after every N teacher answers (the server's admin route), and after
+each round the student alone (memory and teacher off, routed as served) is asked everything taught so far (the
+learning curve) and an anchor set (forgetting). The report is JSON; the plots are PNG.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mentee.server.calibration import is_correct
+from mentee.server.errors import ConfigError, MenteeError
+
+if TYPE_CHECKING:
+    from mentee.server.client import MenteeClient
+    from mentee.server.teachers.base import Teacher
+
+logger = logging.getLogger(__name__)
+
+SOURCES = ("memory", "student", "teacher")
+FINISHED = ("passed", "refused", "failed", "skipped")
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One question of the stream."""
+
+    index: int
+    question_id: int  # the row of the QA file
+    occurrence: int  # 0: first asked; 1, 2, …: comes back
+    question: str
+    answers: tuple[str, ...]
+    paraphrased: bool = False
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    """How the stream is replayed; see ``mentee eval --help``."""
+
+    repeat: int = 1
+    train_every: int | None = None  # teacher answers between learning rounds
+    bucket: int = 100  # turns per bucket of the report
+    probe_concurrency: int = 4  # student-alone questions in flight at once after a round
+    round_timeout_s: float = 6 * 3600.0
+    price_in_per_mtok: float = 0.0
+    price_out_per_mtok: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.repeat < 1:
+            raise ConfigError(f"--repeat must be at least 1, got {self.repeat}")
+        if self.train_every is not None and self.train_every < 1:
+            raise ConfigError(f"--train-every must be at least 1, got {self.train_every}")
+        if self.bucket < 1:
+            raise ConfigError(f"--bucket must be at least 1, got {self.bucket}")
+        if self.probe_concurrency < 1:
+            raise ConfigError(f"--probe-concurrency must be at least 1, got {self.probe_concurrency}")
+
+
+def load_paraphrases(path: Path) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """Question (normalised) -> (its paraphrase, the paraphrase's own accepted answers), both ways of each pair."""
+    from mentee.server.dataset import load_question_pairs, normalize_question
+    from mentee.server.errors import InvalidRequestError
+
+    try:
+        pairs = load_question_pairs(path)
+    except InvalidRequestError as e:
+        raise ConfigError(str(e)) from e
+    paraphrases: dict[str, tuple[str, tuple[str, ...]]] = {}
+    for q1, q2, a1, a2 in pairs:
+        paraphrases.setdefault(normalize_question(q1), (q2, a2))
+        paraphrases.setdefault(normalize_question(q2), (q1, a1))
+    return paraphrases
+
+
+def build_stream(
+    rows: Sequence[dict[str, Any]],
+    *,
+    repeat: int = 1,
+    paraphrases: dict[str, tuple[str, tuple[str, ...]]] | None = None,
+    seed: int = 0,
+) -> list[Turn]:
+    """The questions in file order, each coming back ``repeat - 1`` times later on: each return lands
+    ``U(0.25, 1) * len(rows)`` first asks after the one before it (spread out, in order, seeded)."""
+    from mentee.server.dataset import normalize_question
+
+    generator = random.Random(seed)
+    keyed: list[tuple[float, int, int]] = []
+    count = len(rows)
+    for number in range(count):
+        key = float(number)
+        keyed.append((key, number, 0))
+        for occurrence in range(1, repeat):
+            key += generator.uniform(0.25, 1.0) * count
+            keyed.append((key, number, occurrence))
+    keyed.sort()
+    stream = []
+    for index, (_, number, occurrence) in enumerate(keyed):
+        row = rows[number]
+        question, answers, paraphrased = row["question"], tuple(row["answers"]), False
+        other = (paraphrases or {}).get(normalize_question(question))
+        if occurrence % 2 == 1 and other is not None:
+            question, answers, paraphrased = other[0], tuple(dict.fromkeys((*answers, *other[1]))), True
+        stream.append(Turn(index, number, occurrence, question, answers, paraphrased))
+    return stream
+
+
+@dataclass
+class RoundRecord:
+    """A learning round the evaluation started, and what the student alone knew after it."""
+
+    number: int
+    after_turn: int  # turns replayed before it started
+    teacher_answers: int  # teacher answers in the stream so far
+    id: str | None = None
+    state: str = "failed"
+    adapter: str | None = None
+    seconds: float | None = None
+    gate: dict[str, Any] | None = None
+    error: str | None = None
+    taught_so_far: int = 0
+    taught_accuracy: float | None = None
+    anchor_accuracy: float | None = None
+
+
+@dataclass
+class EvalResult:
+    turns: list[dict[str, Any]] = field(default_factory=list)
+    rounds: list[RoundRecord] = field(default_factory=list)
+    anchors_before: float | None = None
+    seconds: float = 0.0
+
+
+class Evaluation:
+    """Replays a stream through a :class:`MenteeClient` (HTTP or in-process) and measures it."""
+
+    def __init__(
+        self,
+        client: MenteeClient,
+        options: EvalOptions,
+        *,
+        baseline: Teacher | None = None,
+        anchors: Sequence[dict[str, Any]] = (),
+        on_turn: Callable[[dict[str, Any]], None] | None = None,
+        on_event: Callable[[str], None] | None = None,
+    ) -> None:
+        self.client = client
+        self.options = options
+        self.baseline = baseline
+        self.anchors = list(anchors)
+        self.on_turn = on_turn or (lambda turn: None)
+        self.on_event = on_event or (lambda message: None)
+        self._baseline_cache: dict[str, dict[str, Any]] = {}
+
+    # -- the replay --------------------------------------------------------------------------------------------
+
+    def run(self, stream: Sequence[Turn]) -> EvalResult:
+        started = time.monotonic()
+        result = EvalResult()
+        taught: dict[str, tuple[str, ...]] = {}  # remembered question -> accepted answers
+        since_round = 0
+        if self.anchors and self.options.train_every:
+            self.on_event(f"asking the {len(self.anchors)} anchors before any round")
+            result.anchors_before = self.student_alone_accuracy(self.anchors)
+        for turn in stream:
+            record = self.ask(turn)
+            result.turns.append(record)
+            self.on_turn(record)
+            if record["source"] == "teacher":
+                since_round += 1
+                if record["remembered_as"]:
+                    taught.setdefault(record["remembered_as"], turn.answers)
+            if self.options.train_every and since_round >= self.options.train_every:
+                result.rounds.append(self.learning_round(len(result.rounds) + 1, result.turns, taught))
+                since_round = 0
+        result.seconds = time.monotonic() - started
+        return result
+
+    def ask(self, turn: Turn) -> dict[str, Any]:
+        started = time.perf_counter()
+        try:
+            text, info, usage = self.client.chat([{"role": "user", "content": turn.question}])
+            error = None
+        except MenteeError as e:  # a refused or failed turn is a result, not the end of the run
+            text, info, usage, error = "", {"source": "error"}, {}, str(e)
+        record: dict[str, Any] = {
+            **asdict(turn),
+            "answers": list(turn.answers),
+            "answer": text,
+            "source": info.get("source", "error"),
+            "correct": bool(text) and is_correct(text, turn.answers),
+            "confidence": info.get("confidence"),
+            "adapter": info.get("adapter"),
+            "remembered_as": info.get("remembered_as"),
+            "server_s": info.get("seconds"),
+            "client_s": round(time.perf_counter() - started, 4),
+            "tokens_in": usage.get("prompt_tokens", 0),
+            "tokens_out": usage.get("completion_tokens", 0),
+            "error": error,
+        }
+        if self.baseline is not None:
+            always = self.always_teacher(turn)
+            record["teacher_alone"] = {
+                "correct": is_correct(always["answer"], turn.answers),
+                "tokens_in": always["tokens_in"],
+                "tokens_out": always["tokens_out"],
+            }
+        return record
+
+    def always_teacher(self, turn: Turn) -> dict[str, Any]:
+        """The teacher's own answer to the turn's question (asked once per distinct question: an always-teacher
+        deployment asks it every time, and is charged so in the report)."""
+        from mentee.server.prompting import ChatMessage
+        from mentee.server.teachers.base import TeacherError
+
+        assert self.baseline is not None
+        cached = self._baseline_cache.get(turn.question)
+        if cached is None:
+            try:
+                answer = self.baseline.ask([ChatMessage("user", turn.question)])
+                cached = {"answer": answer.text, "tokens_in": answer.tokens_in, "tokens_out": answer.tokens_out}
+            except TeacherError as e:
+                cached = {"answer": "", "tokens_in": 0, "tokens_out": 0, "error": str(e)}
+            self._baseline_cache[turn.question] = cached
+        return cached
+
+    # -- learning ----------------------------------------------------------------------------------------------
+
+    def learning_round(
+        self, number: int, turns: Sequence[dict[str, Any]], taught: dict[str, tuple[str, ...]]
+    ) -> RoundRecord:
+        teacher_answers = sum(1 for t in turns if t["source"] == "teacher")
+        record = RoundRecord(number=number, after_turn=len(turns), teacher_answers=teacher_answers)
+        self.on_event(f"round {number}: after {len(turns)} turns ({teacher_answers} teacher answers)")
+        try:
+            status = self._run_round()
+            record.id, record.state = status["id"], status["state"]
+            record.adapter, record.gate, record.error = status.get("adapter"), status.get("gate"), status.get("error")
+            record.seconds = status.get("seconds")
+        except MenteeError as e:
+            record.error = str(e)
+        self.on_event(
+            f"round {number}: {record.state}"
+            + (f", adapter {record.adapter}" if record.adapter else "")
+            + (f" ({record.error})" if record.error else "")
+        )
+        probes = [{"question": q, "answers": list(a)} for q, a in taught.items()]
+        record.taught_so_far = len(probes)
+        if probes:
+            record.taught_accuracy = self.student_alone_accuracy(probes)
+        if self.anchors:
+            record.anchor_accuracy = self.student_alone_accuracy(self.anchors)
+        self.on_event(
+            f"round {number}: the student alone knows {record.taught_accuracy} of {record.taught_so_far} taught, "
+            f"anchors {record.anchor_accuracy}"
+        )
+        return record
+
+    def _run_round(self) -> dict[str, Any]:
+        from mentee.server.client import MenteeClientError
+
+        deadline = time.monotonic() + self.options.round_timeout_s
+        while True:
+            try:
+                job = self.client.train()
+                break
+            except MenteeClientError as e:
+                running = re.search(r"\((round-[0-9a-f]+)\)", str(e)) if e.status == 409 else None
+                if running is None:
+                    raise
+                self.on_event(f"waiting for the round already running ({running.group(1)})")
+                self._wait_for(running.group(1), deadline)
+        return self._wait_for(job["id"], deadline)
+
+    def _wait_for(self, job_id: str, deadline: float) -> dict[str, Any]:
+        last = ""
+        while time.monotonic() < deadline:
+            status = self.client.train_status(job_id)
+            if status["state"] in FINISHED:
+                return status
+            progress = status.get("progress") or {}
+            line = (
+                f"{progress.get('phase', status['state'])} {progress.get('step', '')}/{progress.get('total_steps', '')}"
+            )
+            if line != last:
+                self.on_event(f"  {job_id}: {line.strip(' /')}")
+                last = line
+            time.sleep(2.0)
+        msg = f"the learning round {job_id} did not finish within {self.options.round_timeout_s:.0f} s"
+        raise MenteeError(msg)
+
+    def student_alone_accuracy(self, rows: Sequence[dict[str, Any]]) -> float:
+        """Share of ``rows`` the student answers right with memory and teacher off (nothing is remembered)."""
+
+        def right(row: dict[str, Any]) -> bool:
+            try:
+                text, _, _ = self.client.chat(
+                    [{"role": "user", "content": row["question"]}], memory=False, teacher=False, learn=False
+                )
+            except MenteeError:
+                return False
+            return is_correct(text, row["answers"])
+
+        with ThreadPoolExecutor(self.options.probe_concurrency, thread_name_prefix="mentee-eval") as pool:
+            outcomes = list(pool.map(right, rows))
+        return round(sum(outcomes) / len(outcomes), 4) if outcomes else 0.0
+
+
+# -- the report ------------------------------------------------------------------------------------------------
+
+
+def summarize_turns(turns: Sequence[dict[str, Any]], options: EvalOptions) -> dict[str, Any]:
+    """Shares, accuracy, teacher use and what was avoided, for a run of turns."""
+    count = len(turns)
+    by_source = Counter(t["source"] for t in turns)
+    correct_by_source = Counter(t["source"] for t in turns if t["correct"])
+
+    def cost(tokens_in: float, tokens_out: float) -> float:
+        return (tokens_in * options.price_in_per_mtok + tokens_out * options.price_out_per_mtok) / 1e6
+
+    teacher_turns = [t for t in turns if t["source"] == "teacher"]
+    used_in = sum(t["tokens_in"] for t in teacher_turns)
+    used_out = sum(t["tokens_out"] for t in teacher_turns)
+    summary: dict[str, Any] = {
+        "turns": count,
+        "share": {s: round(by_source[s] / count, 4) if count else 0.0 for s in SOURCES},
+        "errors": by_source["error"],
+        "accuracy": round(sum(t["correct"] for t in turns) / count, 4) if count else None,
+        "accuracy_by_source": {
+            s: round(correct_by_source[s] / by_source[s], 4) if by_source[s] else None for s in SOURCES
+        },
+        "teacher_calls": len(teacher_turns),
+        "teacher_calls_avoided": count - len(teacher_turns),
+        "teacher_tokens": used_in + used_out,
+        "teacher_tokens_in_out": [used_in, used_out],
+        "teacher_cost": round(cost(used_in, used_out), 6),
+    }
+    alone = [t["teacher_alone"] for t in turns if "teacher_alone" in t]
+    if alone and len(alone) == count:
+        all_in = sum(a["tokens_in"] for a in alone)
+        all_out = sum(a["tokens_out"] for a in alone)
+        summary["always_teacher"] = {
+            "accuracy": round(sum(a["correct"] for a in alone) / count, 4) if count else None,
+            "teacher_calls": count,
+            "teacher_tokens": all_in + all_out,
+            "teacher_tokens_in_out": [all_in, all_out],
+            "teacher_cost": round(cost(all_in, all_out), 6),
+        }
+        # What the turns mentee answered without the teacher would have cost an always-teacher deployment.
+        spared = [t["teacher_alone"] for t in turns if t["source"] != "teacher"]
+        spared_in, spared_out = sum(a["tokens_in"] for a in spared), sum(a["tokens_out"] for a in spared)
+        summary["teacher_tokens_avoided"] = spared_in + spared_out
+        summary["cost_avoided"] = round(cost(spared_in, spared_out), 6)
+    return summary
+
+
+def build_report(result: EvalResult, options: EvalOptions, setup: dict[str, Any]) -> dict[str, Any]:
+    turns = result.turns
+    buckets = []
+    for start in range(0, len(turns), options.bucket):
+        chunk = turns[start : start + options.bucket]
+        buckets.append({"first_turn": start, "last_turn": start + len(chunk) - 1, **summarize_turns(chunk, options)})
+    rounds = [asdict(r) for r in result.rounds]
+    last = result.rounds[-1] if result.rounds else None
+    overall = summarize_turns(turns, options)
+    headline = {
+        "turns": len(turns),
+        "teacher_share_last_bucket": buckets[-1]["share"]["teacher"] if buckets else None,
+        "teacher_share_overall": overall["share"]["teacher"],
+        "accuracy": overall["accuracy"],
+        "always_teacher_accuracy": (overall.get("always_teacher") or {}).get("accuracy"),
+        "teacher_calls_per_1000_turns": round(1000 * overall["teacher_calls"] / len(turns), 1) if turns else None,
+        "rounds": len(result.rounds),
+        "rounds_passed": sum(1 for r in result.rounds if r.state == "passed"),
+        "student_alone_taught_recall_after_last_round": last.taught_accuracy if last else None,
+        "anchor_accuracy_before": result.anchors_before,
+        "anchor_accuracy_after_last_round": last.anchor_accuracy if last else None,
+    }
+    return {
+        "headline": headline,
+        "setup": setup,
+        "overall": overall,
+        "buckets": buckets,
+        "rounds": rounds,
+        "learning_curve": [
+            {
+                "round": r.number,
+                "after_turn": r.after_turn,
+                "taught_so_far": r.taught_so_far,
+                "taught_accuracy": r.taught_accuracy,
+                "anchor_accuracy": r.anchor_accuracy,
+            }
+            for r in result.rounds
+        ],
+        "seconds": round(result.seconds, 1),
+    }
+
+
+def write_plots(report: dict[str, Any], folder: Path) -> list[Path]:
+    """``sources.png`` (share by source per bucket) and, after rounds, ``learning-curve.png``."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display here, and no GUI toolkit is needed
+    import matplotlib.pyplot as plt
+
+    written = []
+    buckets = report["buckets"]
+    if buckets:
+        x = [b["last_turn"] + 1 for b in buckets]
+        figure, axis = plt.subplots(figsize=(7, 4))
+        axis.stackplot(
+            x,
+            *[[b["share"][s] for b in buckets] for s in SOURCES],
+            labels=list(SOURCES),
+            colors=["#4c9f70", "#3d7ebf", "#d08c2e"],
+            alpha=0.85,
+        )
+        axis.set(xlabel="turns replayed", ylabel="share of answers", ylim=(0, 1), title="Who answered, per bucket")
+        written.append(_save(plt, figure, axis, folder / "sources.png", "upper right"))
+    curve = report["learning_curve"]
+    if curve:
+        figure, axis = plt.subplots(figsize=(7, 4))
+        x = [point["after_turn"] for point in curve]
+        axis.plot(x, [p["taught_accuracy"] for p in curve], marker="o", label="taught so far (student alone)")
+        if any(p["anchor_accuracy"] is not None for p in curve):
+            axis.plot(x, [p["anchor_accuracy"] for p in curve], marker="s", label="anchors (forgetting)")
+        before = report["headline"]["anchor_accuracy_before"]
+        if before is not None:
+            axis.axhline(before, linestyle="--", color="grey", label="anchors before any round")
+        axis.set(xlabel="turns replayed", ylabel="accuracy", ylim=(0, 1.05), title="Learning curve")
+        written.append(_save(plt, figure, axis, folder / "learning-curve.png", "lower right"))
+    return written
+
+
+def _save(plt: Any, figure: Any, axis: Any, path: Path, legend: str) -> Path:
+    axis.legend(loc=legend)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
+
+
+class TurnCounter:
+    """Running shares and accuracy for the progress bar."""
+
+    def __init__(self) -> None:
+        self.sources: Counter[str] = Counter()
+        self.correct = 0
+        self.turns = 0
+
+    def add(self, turn: dict[str, Any]) -> dict[str, str]:
+        self.turns += 1
+        self.sources[turn["source"]] += 1
+        self.correct += bool(turn["correct"])
+        shares = {source: f"{self.sources[source] / self.turns:.2f}" for source in SOURCES}
+        return {**shares, "accuracy": f"{self.correct / self.turns:.2f}"}
