@@ -511,6 +511,9 @@ def eval_command(
         Path | None,
         typer.Option("--out", help="Folder for report.json, turns.jsonl and the plots.", show_default=False),
     ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue the stopped run in --out (same stream, same mentee home).")
+    ] = False,
 ) -> None:
     """Replay QUESTIONS through mentee and report shares by source, accuracy against an always-teacher run, teacher
     calls and cost avoided, and with --train-every the learning curve and forgetting. Prints the headline as JSON."""
@@ -520,6 +523,7 @@ def eval_command(
     from tqdm import tqdm
 
     from mentee.server.evaluation import (
+        EvalFolder,
         EvalOptions,
         Evaluation,
         TurnCounter,
@@ -539,15 +543,28 @@ def eval_command(
         price_in_per_mtok=settings.teacher_price_in_per_mtok,
         price_out_per_mtok=settings.teacher_price_out_per_mtok,
     )
+    if resume and out is None:
+        raise ConfigError("--resume needs --out: the folder of the run to continue")
     rows = read_qa_file(qa_file)[:limit]
     pairs = load_paraphrases(paraphrases) if paraphrases is not None else None
     stream = build_stream(rows, repeat=repeat, paraphrases=pairs, seed=seed)
     probes = _eval_anchors(anchors, settings)[:anchors_limit]
-    folder = out or Path(f"mentee-eval-{time.strftime('%Y%m%d-%H%M%S')}")
-    folder.mkdir(parents=True, exist_ok=True)
     teacher = make_teacher(settings) if baseline else None
     if baseline and teacher is None:
         _say("no teacher is configured here, so there is no always-teacher run to compare with")
+    setup = {
+        "qa_file": str(qa_file),
+        "questions": len(rows),
+        "turns": len(stream),
+        "repeat": repeat,
+        "paraphrases": str(paraphrases) if paraphrases else None,
+        "paraphrased_turns": sum(t.paraphrased for t in stream),
+        "train_every": train_every,
+        "anchors": len(probes),
+        "seed": seed,
+        "baseline": teacher is not None,
+    }
+    folder = EvalFolder(out or Path(f"mentee-eval-{time.strftime('%Y%m%d-%H%M%S')}"))
     with contextlib.ExitStack() as stack:
         if server is not None:
             from mentee.server.client import MenteeClient
@@ -562,38 +579,42 @@ def eval_command(
             client = _in_process_client(stack, settings)
         stack.callback(client.close)
         client.health()  # an unreachable server stops here, not as a run of failed turns
-        bar = stack.enter_context(tqdm(total=len(stream), desc="replaying", unit="turn", file=sys.stderr))
+        earlier = folder.open(setup, resume=resume)
+        stack.callback(folder.close)
+        done = len(earlier.turns) if earlier else 0
+        bar = stack.enter_context(tqdm(total=len(stream), initial=done, desc="replaying", unit="turn", file=sys.stderr))
         counter = TurnCounter()
-        turns_file = stack.enter_context((folder / "turns.jsonl").open("w"))
+        for turn in earlier.turns if earlier else []:
+            counter.add(turn)
 
         def on_turn(turn: dict[str, Any]) -> None:
-            turns_file.write(json.dumps(turn) + "\n")
-            turns_file.flush()
+            folder.add_turn(turn)
             bar.set_postfix(counter.add(turn), refresh=False)
             bar.update()
 
         evaluation = Evaluation(
-            client, options, baseline=teacher, anchors=probes, on_turn=on_turn, on_event=lambda m: bar.write(m)
+            client,
+            options,
+            baseline=teacher,
+            anchors=probes,
+            on_turn=on_turn,
+            on_event=bar.write,
+            on_round=folder.add_round,
+            on_anchors_before=lambda accuracy: folder.update_state(anchors_before=accuracy),
         )
-        result = evaluation.run(stream)
-    setup = {
-        "qa_file": str(qa_file),
-        "questions": len(rows),
-        "turns": len(stream),
-        "repeat": repeat,
-        "paraphrases": str(paraphrases) if paraphrases else None,
-        "paraphrased_turns": sum(t.paraphrased for t in stream),
-        "train_every": train_every,
-        "anchors": len(probes),
+        if done:
+            _say(f"resuming {folder.path} after {done} of {len(stream)} turns and {len(earlier.rounds)} rounds")
+        result = evaluation.run(stream, earlier=earlier)
+        folder.update_state(seconds=result.seconds)
+    setup |= {
         "server": server or "in-process",
         "teacher": teacher.name if teacher is not None else None,
         "student": settings.student_model or "embedded gemma-3-270m",
-        "seed": seed,
     }
     report = build_report(result, options, setup)
-    (folder / "report.json").write_text(json.dumps(report, indent=1))
-    plots = write_plots(report, folder)
-    _say(f"report: {folder / 'report.json'}; turns: {folder / 'turns.jsonl'}; plots: {', '.join(map(str, plots))}")
+    (folder.path / "report.json").write_text(json.dumps(report, indent=1))
+    plots = write_plots(report, folder.path)
+    _say(f"report.json, turns.jsonl and {', '.join(p.name for p in plots) or 'no plots'} in {folder.path}")
     typer.echo(json.dumps(report["headline"]))
 
 

@@ -15,6 +15,7 @@ learning curve) and an anchor set (forgetting). The report is JSON; the plots ar
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import re
@@ -160,6 +161,8 @@ class Evaluation:
         anchors: Sequence[dict[str, Any]] = (),
         on_turn: Callable[[dict[str, Any]], None] | None = None,
         on_event: Callable[[str], None] | None = None,
+        on_round: Callable[[RoundRecord], None] | None = None,
+        on_anchors_before: Callable[[float], None] | None = None,
     ) -> None:
         self.client = client
         self.options = options
@@ -167,19 +170,40 @@ class Evaluation:
         self.anchors = list(anchors)
         self.on_turn = on_turn or (lambda turn: None)
         self.on_event = on_event or (lambda message: None)
+        self.on_round = on_round or (lambda record: None)
+        self.on_anchors_before = on_anchors_before or (lambda accuracy: None)
         self._baseline_cache: dict[str, dict[str, Any]] = {}
 
     # -- the replay --------------------------------------------------------------------------------------------
 
-    def run(self, stream: Sequence[Turn]) -> EvalResult:
+    def run(self, stream: Sequence[Turn], *, earlier: EvalResult | None = None) -> EvalResult:
+        """Replay ``stream``; with ``earlier`` (a stopped run's turns, rounds and anchors), from where it stopped,
+        the round that was due (or cut off) first."""
         started = time.monotonic()
-        result = EvalResult()
+        result = earlier or EvalResult()
         taught: dict[str, tuple[str, ...]] = {}  # remembered question -> accepted answers
+        last_round_at = result.rounds[-1].after_turn if result.rounds else 0
         since_round = 0
-        if self.anchors and self.options.train_every:
+        for record in result.turns:
+            if record["source"] == "teacher":
+                since_round += record["index"] >= last_round_at
+                if record["remembered_as"]:
+                    taught.setdefault(record["remembered_as"], tuple(record["answers"]))
+        if self.anchors and self.options.train_every and not result.turns and result.anchors_before is None:
             self.on_event(f"asking the {len(self.anchors)} anchors before any round")
             result.anchors_before = self.student_alone_accuracy(self.anchors)
-        for turn in stream:
+            self.on_anchors_before(result.anchors_before)
+
+        def round_if_due() -> int:
+            if not self.options.train_every or since_round < self.options.train_every:
+                return since_round
+            record = self.learning_round(len(result.rounds) + 1, result.turns, taught)
+            result.rounds.append(record)
+            self.on_round(record)
+            return 0
+
+        for turn in stream[len(result.turns) :]:
+            since_round = round_if_due()
             record = self.ask(turn)
             result.turns.append(record)
             self.on_turn(record)
@@ -187,10 +211,8 @@ class Evaluation:
                 since_round += 1
                 if record["remembered_as"]:
                     taught.setdefault(record["remembered_as"], turn.answers)
-            if self.options.train_every and since_round >= self.options.train_every:
-                result.rounds.append(self.learning_round(len(result.rounds) + 1, result.turns, taught))
-                since_round = 0
-        result.seconds = time.monotonic() - started
+        round_if_due()
+        result.seconds += time.monotonic() - started
         return result
 
     def ask(self, turn: Turn) -> dict[str, Any]:
@@ -321,6 +343,76 @@ class Evaluation:
         with ThreadPoolExecutor(self.options.probe_concurrency, thread_name_prefix="mentee-eval") as pool:
             outcomes = list(pool.map(right, rows))
         return round(sum(outcomes) / len(outcomes), 4) if outcomes else 0.0
+
+
+class EvalFolder:
+    """Where a run writes as it goes (so a stopped run can be resumed with the same memory and adapters):
+    ``state.json`` (what the run replays, anchors before any round), ``turns.jsonl``, ``rounds.jsonl``; at the end
+    ``report.json`` and the plots."""
+
+    STATE, TURNS, ROUNDS = "state.json", "turns.jsonl", "rounds.jsonl"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._turns: Any = None
+
+    def open(self, stream_setup: dict[str, Any], *, resume: bool) -> EvalResult | None:
+        """Start a new run (``None``), or with ``resume`` the earlier run of the same stream (its turns, rounds and
+        anchors); a clear error when that does not fit."""
+        state_path = self.path / self.STATE
+        if resume:
+            if not state_path.is_file():
+                raise ConfigError(f"--resume: {self.path} holds no earlier run ({self.STATE} is missing)")
+            state = json.loads(state_path.read_text())
+            if state["stream"] != stream_setup:
+                changed = sorted(
+                    k for k in {*state["stream"], *stream_setup} if state["stream"].get(k) != stream_setup.get(k)
+                )
+                raise ConfigError(
+                    f"--resume: the earlier run in {self.path} replayed another stream ({', '.join(changed)} differ)"
+                )
+            turns = []
+            for line in (self.path / self.TURNS).read_text().splitlines() if (self.path / self.TURNS).is_file() else []:
+                try:
+                    turns.append(json.loads(line))
+                except json.JSONDecodeError:  # a line cut off when the run stopped: that turn is asked again
+                    break
+            rounds_file = self.path / self.ROUNDS
+            rounds = (
+                [RoundRecord(**json.loads(line)) for line in rounds_file.read_text().splitlines()]
+                if rounds_file.is_file()
+                else []
+            )
+            (self.path / self.TURNS).write_text("".join(json.dumps(t) + "\n" for t in turns))
+            self._turns = (self.path / self.TURNS).open("a")
+            return EvalResult(
+                turns=turns,
+                rounds=rounds,
+                anchors_before=state.get("anchors_before"),
+                seconds=state.get("seconds", 0.0),
+            )
+        if (self.path / self.TURNS).exists():
+            raise ConfigError(f"{self.path} already holds a run: --resume continues it, or choose another --out")
+        self.path.mkdir(parents=True, exist_ok=True)
+        state_path.write_text(json.dumps({"stream": stream_setup, "anchors_before": None}, indent=1))
+        self._turns = (self.path / self.TURNS).open("w")
+        return None
+
+    def add_turn(self, turn: dict[str, Any]) -> None:
+        self._turns.write(json.dumps(turn) + "\n")
+        self._turns.flush()
+
+    def add_round(self, record: RoundRecord) -> None:
+        with (self.path / self.ROUNDS).open("a") as handle:
+            handle.write(json.dumps(asdict(record)) + "\n")
+
+    def update_state(self, **fields: Any) -> None:
+        state_path = self.path / self.STATE
+        state_path.write_text(json.dumps({**json.loads(state_path.read_text()), **fields}, indent=1))
+
+    def close(self) -> None:
+        if self._turns is not None:
+            self._turns.close()
 
 
 # -- the report ------------------------------------------------------------------------------------------------

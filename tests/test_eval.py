@@ -17,6 +17,7 @@ from mentee.memory.embedder import Embedder
 from mentee.server.client import MenteeClient
 from mentee.server.errors import ConfigError
 from mentee.server.evaluation import (
+    EvalFolder,
     EvalOptions,
     EvalResult,
     Evaluation,
@@ -189,6 +190,8 @@ def test_the_command_names_what_is_wrong(tmp_path: Path) -> None:
     qa.write_text('{"question": "Q?", "answers": ["A"]}\n')
     repeat = run_cli(str(qa), "--repeat", "0", home=tmp_path)
     assert repeat.returncode == 2 and "--repeat" in repeat.stderr
+    resume = run_cli(str(qa), "--server", "http://127.0.0.1:9", "--resume", home=tmp_path)
+    assert resume.returncode == 2 and "--resume needs --out" in resume.stderr
     held_out = run_cli(str(qa), "--server", "http://127.0.0.1:9", "--anchors", "held-out", home=tmp_path)
     assert held_out.returncode == 2 and "no anchors in" in held_out.stderr
     down = run_cli(str(qa), "--server", "http://127.0.0.1:9", "--out", str(tmp_path / "r"), home=tmp_path)
@@ -227,3 +230,43 @@ def test_the_cost_model_prices_teacher_calls_and_the_round_that_spares_them(tmp_
         [sys.executable, str(REPO / "bench" / "cost.py"), str(tmp_path / "none")], capture_output=True, text=True
     )
     assert missing.returncode == 2 and "holds no report.json" in missing.stderr
+
+
+def test_a_stopped_run_resumes_where_it_stopped(mentee_client: tuple[MenteeClient, Mentee], tmp_path: Path) -> None:
+    client, mentee = mentee_client
+    options = EvalOptions(train_every=2)
+    stream = build_stream(ROWS, repeat=2, seed=3)
+    setup = {"qa_file": "rows", "turns": len(stream), "seed": 3}
+    folder = EvalFolder(tmp_path / "run")
+    assert folder.open(setup, resume=False) is None
+
+    def evaluation(target: EvalFolder) -> Evaluation:
+        return Evaluation(client, options, on_turn=target.add_turn, on_round=target.add_round)
+
+    first = evaluation(folder).run(stream[:2])  # Peru and Moby-Dick from the teacher, then the round (503)
+    folder.close()
+    assert [t["source"] for t in first.turns] == ["teacher", "teacher"] and len(first.rounds) == 1
+    # Stopped hard: the round's record never reached the disk, and the next turn's line was cut off.
+    (folder.path / EvalFolder.ROUNDS).unlink()
+    with (folder.path / EvalFolder.TURNS).open("a") as turns:
+        turns.write('{"index": 2, "sour')
+
+    with pytest.raises(ConfigError, match=r"another stream \(seed, turns differ\)"):
+        EvalFolder(folder.path).open({**setup, "seed": 4, "turns": 9}, resume=True)
+    with pytest.raises(ConfigError, match="already holds a run: --resume continues it"):
+        EvalFolder(folder.path).open(setup, resume=False)
+    with pytest.raises(ConfigError, match="holds no earlier run"):
+        EvalFolder(tmp_path / "elsewhere").open(setup, resume=True)
+
+    again = EvalFolder(folder.path)
+    earlier = again.open(setup, resume=True)
+    assert earlier is not None and len(earlier.turns) == 2 and earlier.rounds == []
+    result = evaluation(again).run(stream, earlier=earlier)
+    again.close()
+    assert [t["index"] for t in result.turns] == list(range(len(stream)))
+    # The round that was due ran first; the turns already answered were not asked again.
+    assert len(result.rounds) == 1 and result.rounds[0].after_turn == 2
+    assert mentee.stats()["answers"]["total"] == len(stream) + 2 * 2  # + the two student-alone probes, twice
+    on_disk = [json.loads(line) for line in (folder.path / EvalFolder.TURNS).read_text().splitlines()]
+    assert [t["index"] for t in on_disk] == list(range(len(stream)))
+    assert len((folder.path / EvalFolder.ROUNDS).read_text().splitlines()) == 1
