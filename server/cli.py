@@ -515,7 +515,7 @@ def eval_command(
         bool, typer.Option("--resume", help="Continue the stopped run in --out (same stream, same mentee home).")
     ] = False,
 ) -> None:
-    """Replay QUESTIONS through mentee and report shares by source, accuracy against an always-teacher run, teacher
+    """Replay QA_FILE's questions through mentee: shares by source, accuracy against an always-teacher run, teacher
     calls and cost avoided, and with --train-every the learning curve and forgetting. Prints the headline as JSON."""
     import os
     import time
