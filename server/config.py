@@ -189,6 +189,23 @@ class Settings(BaseSettings):
         default=0.0, ge=0, description="Price of a million teacher output tokens, for the cost ledger."
     )
 
+    redact_kinds: list[Literal["email", "phone", "secret"]] = Field(
+        default_factory=lambda: ["email", "phone", "secret"],
+        description=(
+            "What is replaced by [EMAIL] / [PHONE] / [SECRET] before anything goes to the teacher: e-mail addresses, "
+            "phone numbers, API keys, tokens and password=… assignments. [] turns the built-in kinds off."
+        ),
+    )
+    redact_patterns: dict[str, str] = Field(
+        default_factory=dict,
+        description='More named regular expressions to redact: {employee_id = "EMP-[0-9]{6}"} -> [EMPLOYEE_ID].',
+    )
+    redact_phone_region: str = Field(
+        default="US",
+        pattern=r"^[A-Za-z]{2}$",
+        description="Region (ISO 3166 code) whose national phone-number format is recognised besides +international.",
+    )
+
     confidence_threshold: float | None = Field(
         default=None,
         ge=0,
@@ -362,6 +379,17 @@ class Settings(BaseSettings):
             raise ValueError(msg)
         return self
 
+    @field_validator("redact_patterns", mode="after")
+    @classmethod
+    def _check_redact_patterns(cls, value: dict[str, str]) -> dict[str, str]:
+        from mentee.server.redaction import Redactor
+
+        try:
+            Redactor((), value)
+        except ConfigError as e:
+            raise ValueError(str(e)) from e
+        return value
+
     @field_validator("vllm_max_lora_rank", mode="after")
     @classmethod
     def _check_rank(cls, value: int) -> int:
@@ -459,4 +487,6 @@ def _toml_value(value: Any) -> str:
         return repr(value)
     if isinstance(value, list):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):  # an inline table; keys are plain names (validated)
+        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
     return json.dumps(str(value))

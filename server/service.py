@@ -260,6 +260,8 @@ class Mentee:
                 **ledger,
                 "today": guarded.usage_today(),
                 "breaker_open": guarded.breaker_open,
+                # What was kept from the teacher, by kind (None: no redaction configured).
+                "redactions": guarded.redactor.snapshot() if guarded.redactor is not None else None,
             }
         elif self.teacher is not None:
             teacher = {"name": self.teacher.name}

@@ -87,4 +87,9 @@ def make_teacher(
         price_in_per_mtok=settings.teacher_price_in_per_mtok,
         price_out_per_mtok=settings.teacher_price_out_per_mtok,
     )
-    return GuardedTeacher(inner, limits)
+    redactor = None
+    if settings.redact_kinds or settings.redact_patterns:
+        from mentee.server.redaction import Redactor
+
+        redactor = Redactor(settings.redact_kinds, settings.redact_patterns, phone_region=settings.redact_phone_region)
+    return GuardedTeacher(inner, limits, redactor=redactor)

@@ -19,6 +19,7 @@ from typing import Any
 
 from mentee.server.errors import MenteeError
 from mentee.server.prompting import ChatMessage
+from mentee.server.redaction import Redactor
 
 logger = logging.getLogger(__name__)
 
@@ -245,10 +246,17 @@ class GuardedTeacher(Teacher):
     """Retries, circuit breaker, daily budget, ledger and answer checks around any :class:`Teacher`."""
 
     def __init__(
-        self, inner: Teacher, limits: TeacherLimits | None = None, *, clock: Callable[[], float] = time.time
+        self,
+        inner: Teacher,
+        limits: TeacherLimits | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        redactor: Redactor | None = None,
     ) -> None:
+        """``redactor``: what it matches (e-mail addresses, phone numbers, secrets…) never reaches ``inner``."""
         import pybreaker
 
+        self.redactor = redactor
         self.inner = inner
         self.name = inner.name
         self.limits = limits or TeacherLimits()
@@ -264,24 +272,31 @@ class GuardedTeacher(Teacher):
         )
 
     def ask(self, messages: Sequence[ChatMessage], *, context: Sequence[TaughtItem] = ()) -> TeacherAnswer:
-        answer = self._guarded(self.inner.ask, messages, context=context)
+        context = [TaughtItem(self._clean(c.question), self._clean(c.answer), c.trust) for c in context]
+        answer = self._guarded(self.inner.ask, self._clean_messages(messages), context=context)
         assert answer is not None  # a backend's ask always answers
         return answer
 
     def standalone_question(self, messages: Sequence[ChatMessage]) -> TeacherAnswer | None:
         """The backend's rewrite of a follow-up (guarded and ledgered like an answer), or ``None``."""
-        return self._guarded(self.inner.standalone_question, messages)
+        return self._guarded(self.inner.standalone_question, self._clean_messages(messages))
 
     def explain(self, question: str, answer: str) -> TeacherAnswer | None:
-        return self._guarded(self.inner.explain, question, answer)
+        return self._guarded(self.inner.explain, self._clean(question), self._clean(answer))
 
     def paraphrase(self, question: str, count: int) -> TeacherAnswer | None:
-        return self._guarded(self.inner.paraphrase, question, count)
+        return self._guarded(self.inner.paraphrase, self._clean(question), count)
 
     def resample(self, question: str) -> TeacherAnswer:
-        answer = self._guarded(self.inner.resample, question)
+        answer = self._guarded(self.inner.resample, self._clean(question))
         assert answer is not None  # a backend's resample always answers
         return answer
+
+    def _clean(self, text: str) -> str:
+        return self.redactor.redact(text).text if self.redactor is not None else text
+
+    def _clean_messages(self, messages: Sequence[ChatMessage]) -> list[ChatMessage]:
+        return [ChatMessage(m.role, self._clean(m.content)) for m in messages]
 
     def _guarded(self, call: Callable[..., TeacherAnswer | None], *args: Any, **kwargs: Any) -> TeacherAnswer | None:
         import pybreaker
