@@ -306,6 +306,12 @@ class Settings(BaseSettings):
         le=1,
         description="Share of held-out paraphrases of taught items answered right alone (0: reported, not required).",
     )
+    gate_concurrency: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="Questions the gate has in flight at once (vLLM batches them; 1 asks one at a time).",
+    )
     gate_min_new_recall: float = Field(
         default=0.9, ge=0, le=1, description="Share of newly taught items the student must answer right alone."
     )

@@ -285,7 +285,7 @@ class Learner:
         anchors_key = tuple(sorted(e.id for e in data.check_anchors))
         if anchors_key not in self._base_anchor_accuracy:
             self._base_anchor_accuracy[anchors_key] = score(
-                lambda q: self.student.generate(q).text, data.check_anchors
+                lambda q: self.student.generate(q).text, data.check_anchors, concurrency=self.settings.gate_concurrency
             )[0]
         return run_gate(
             ask,
@@ -295,6 +295,7 @@ class Learner:
             paraphrases=data.paraphrase_checks,
             base_accuracy=self._base_anchor_accuracy[anchors_key],
             thresholds=self.thresholds(),
+            concurrency=self.settings.gate_concurrency,
         )
 
     def _ask_alone(self, question: str, adapter: AdapterVersion, *, also_learned: Container[str] = ()) -> Generation:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -195,3 +197,28 @@ def test_rounds_run_one_at_a_time_and_on_schedule(tmp_path: Path, embedder: Embe
     finished = job.to_dict()
     assert (finished["state"], finished["adapter"]) == ("passed", "v1")
     assert runner.submit().id != job.id  # the next one may start
+
+
+def test_gate_asks_several_questions_at_once_and_keeps_each_answer_with_its_question() -> None:
+    new, anchors = [example(i) for i in range(12)], [example(i, "anchor") for i in range(20, 32)]
+    in_flight, most = 0, 0
+    lock = threading.Lock()
+    both_waiting = threading.Barrier(2, timeout=10)  # proves two questions were asked at the same time
+
+    def ask(question: str) -> str:
+        nonlocal in_flight, most
+        with lock:
+            in_flight += 1
+            most = max(most, in_flight)
+        if question == "question 0?" or question == "question 1?":
+            both_waiting.wait()
+        time.sleep(0.01)
+        with lock:
+            in_flight -= 1
+        number = int(question.split()[1].rstrip("?"))
+        return "?" if number in (3, 25) else question.replace("question", "answer")
+
+    report = run_gate(ask, new=new, replay=[], check_anchors=anchors, concurrency=4)
+    assert 2 <= most <= 4
+    assert report.new_recall == round(11 / 12, 4) and report.anchor_accuracy == round(11 / 12, 4)
+    assert [m["question"] for m in report.misses["new"] + report.misses["anchors"]] == ["question 3?", "question 25?"]
