@@ -138,6 +138,7 @@ class RoundRecord:
     error: str | None = None
     taught_so_far: int = 0
     taught_accuracy: float | None = None
+    taught_with_adapter: float | None = None  # share of those answers the adapter gave (the rest: the base model)
     anchor_accuracy: float | None = None
 
 
@@ -286,7 +287,7 @@ class Evaluation:
         probes = [{"question": q, "answers": list(a)} for q, a in taught.items()]
         record.taught_so_far = len(probes)
         if probes:
-            record.taught_accuracy = self.student_alone_accuracy(probes)
+            record.taught_accuracy, record.taught_with_adapter = self._student_alone(probes)
         if self.anchors:
             record.anchor_accuracy = self.student_alone_accuracy(self.anchors)
         self.on_event(
@@ -330,19 +331,28 @@ class Evaluation:
 
     def student_alone_accuracy(self, rows: Sequence[dict[str, Any]]) -> float:
         """Share of ``rows`` the student answers right with memory and teacher off (nothing is remembered)."""
+        return self._student_alone(rows)[0]
 
-        def right(row: dict[str, Any]) -> bool:
+    def _student_alone(self, rows: Sequence[dict[str, Any]]) -> tuple[float, float]:
+        """(share answered right, share answered with an adapter) by the student alone."""
+
+        def right(row: dict[str, Any]) -> tuple[bool, bool]:
             try:
-                text, _, _ = self.client.chat(
+                text, info, _ = self.client.chat(
                     [{"role": "user", "content": row["question"]}], memory=False, teacher=False, learn=False
                 )
             except MenteeError:
-                return False
-            return is_correct(text, row["answers"])
+                return False, False
+            return is_correct(text, row["answers"]), info.get("adapter") is not None
 
         with ThreadPoolExecutor(self.options.probe_concurrency, thread_name_prefix="mentee-eval") as pool:
             outcomes = list(pool.map(right, rows))
-        return round(sum(outcomes) / len(outcomes), 4) if outcomes else 0.0
+        if not outcomes:
+            return 0.0, 0.0
+        return (
+            round(sum(o[0] for o in outcomes) / len(outcomes), 4),
+            round(sum(o[1] for o in outcomes) / len(outcomes), 4),
+        )
 
 
 class EvalFolder:
