@@ -102,9 +102,8 @@ class Redactor:
     def _phones(self, text: str, counts: Counter[str]) -> str:
         import phonenumbers
 
-        matches = list(
-            phonenumbers.PhoneNumberMatcher(text, self.phone_region, leniency=phonenumbers.Leniency.POSSIBLE)
-        )
+        # VALID, not POSSIBLE: a number must fit a real numbering plan, so "in 1346-1353" stays a span of years.
+        matches = list(phonenumbers.PhoneNumberMatcher(text, self.phone_region, leniency=phonenumbers.Leniency.VALID))
         for match in reversed(matches):  # from the end, so earlier offsets stay valid
             text = text[: match.start] + "[PHONE]" + text[match.end :]
         if matches:

@@ -56,6 +56,7 @@ def test_ordinary_questions_pass_unchanged() -> None:
         "What is a token in a language model?",
         "Is the secret of the pyramids known?",
         "What is the capital of France?",
+        "What disease killed approximately 40% of Europe's population in 1346-1353?",
     ]
     for question in questions:
         assert redactor.redact(question).text == question
