@@ -34,7 +34,9 @@ _SECRETS = [
     r"\bhf_[A-Za-z0-9]{30,}",  # Hugging Face
     r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}",  # JSON web tokens
     r"(?i:\bbearer\s+[A-Za-z0-9._~+/-]{16,}=*)",
-    r"(?i:\b(?:password|passwd|pwd|passphrase|secret|api[_ -]?key|access[_ -]?token|token)\s*(?:[:=]|\bis\b)\s*\S+)",
+    r"(?i:\b(?:password|passwd|pwd|passphrase|api[_ -]?key|access[_ -]?token|auth[_ -]?token|secret[_ -]?key)"
+    r"\s*(?:[:=]|\bis\b)\s*\S+)",
+    r"(?i:\b(?:secret|token)\s*[:=]\s*\S+)",  # "the secret is out" is language, "token=…" is not
 ]
 _SECRET = re.compile("|".join(f"(?:{pattern})" for pattern in _SECRETS))
 

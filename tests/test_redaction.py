@@ -36,6 +36,7 @@ def test_each_kind_is_replaced_and_counted() -> None:
         assert secret not in out.text and "[SECRET]" in out.text, (name, out.text)
     assert redactor.redact("Authorization: Bearer abcdefghijklmnop0123456789").text == "Authorization: [SECRET]"
     assert redactor.redact("the password: hunter2!! ok").text == "the [SECRET] ok"
+    assert redactor.redact("my api key is abc123def and token=xyz789").text == "my [SECRET] and [SECRET]"
     key_block = "-----BEGIN RSA PRIVATE KEY-----\nMIIEow\nIBAAKC\n-----END RSA PRIVATE KEY-----"
     assert redactor.redact(f"here:\n{key_block}\nthanks").text == "here:\n[SECRET]\nthanks"
     mail = redactor.redact("write to jane.doe+news@mail.example.co.uk or bob@example.org")
@@ -43,7 +44,7 @@ def test_each_kind_is_replaced_and_counted() -> None:
     phones = redactor.redact("call +1 415-555-0134, (415) 555-0199 or +49 30 901820")
     assert phones.text == "call [PHONE], [PHONE] or [PHONE]" and phones.counts == {"phone": 3}
     assert Redactor(phone_region="GB").redact("ring 020 7946 0958").text == "ring [PHONE]"
-    assert redactor.snapshot()["secret"] == len(SECRETS) + 3 and redactor.snapshot()["phone"] == 3
+    assert redactor.snapshot()["secret"] == len(SECRETS) + 5 and redactor.snapshot()["phone"] == 3
 
 
 def test_ordinary_questions_pass_unchanged() -> None:
@@ -55,6 +56,7 @@ def test_ordinary_questions_pass_unchanged() -> None:
         "Who won the 1966 FIFA World Cup final 4-2?",
         "What is a token in a language model?",
         "Is the secret of the pyramids known?",
+        "Which song says the secret is love, and the token is a kiss?",
         "What is the capital of France?",
         "What disease killed approximately 40% of Europe's population in 1346-1353?",
     ]
