@@ -598,7 +598,7 @@ def eval_command(
             baseline=teacher,
             anchors=probes,
             on_turn=on_turn,
-            on_event=bar.write,
+            on_event=lambda message: tqdm.write(message, file=sys.stderr),  # stdout carries only the headline
             on_round=folder.add_round,
             on_anchors_before=lambda accuracy: folder.update_state(anchors_before=accuracy),
         )
