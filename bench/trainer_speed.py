@@ -1,6 +1,6 @@
 """The trainer alone: how fast one LoRA round trains on this machine's CPU or GPU, and whether the adapter learned.
 
-Run: ``.venv/bin/python bench/trainer_speed.py [--model DIR] [--examples 200] [--epochs 8] [--out FILE]``.
+Run: ``.venv/bin/python bench/trainer_speed.py [--model DIR] [--examples 200] [--epochs 12] [--out FILE]``.
 ``--model`` is a Hugging Face folder (default: the embedded Gemma 3 270M, prepared in ``--home`` or
 ``$MENTEE_HOME``). ``--random-weights`` keeps the model's shape and tokenizer but initialises the weights at random
 (for a machine where the weights cannot be brought: the timings hold, the recall does not mean anything).
@@ -80,7 +80,7 @@ def main() -> None:
     parser.add_argument("--home", type=Path, help="mentee home holding the prepared embedded student")
     parser.add_argument("--random-weights", action="store_true", help="the model's shape, weights at random")
     parser.add_argument("--examples", type=int, default=200, help="NQ questions taught (default 200)")
-    parser.add_argument("--epochs", type=int, default=8, help="training epochs (default 8, as a round)")
+    parser.add_argument("--epochs", type=int, default=12, help="training epochs (default 12, as a round)")
     parser.add_argument("--prompt-format", default="qa", choices=["qa", "chat"], help="the student's format")
     parser.add_argument("--out", type=Path, help="also write the final JSON line to this file")
     args = parser.parse_args()

@@ -261,7 +261,10 @@ class Settings(BaseSettings):
         description="The student's linear layers that get LoRA weights.",
     )
     train_epochs: int = Field(
-        default=8, ge=1, le=200, description="Passes over a round's data (60 new facts needed ~8 on Gemma 3 270M)."
+        default=12,
+        ge=1,
+        le=200,
+        description="Passes over a round's data (Gemma 3 270M, 100 new NQ facts: 8 -> recall 0.89, 12 -> 0.94).",
     )
     train_learning_rate: float = Field(default=5e-4, gt=0, le=1, description="AdamW learning rate of a round.")
     train_batch_size: int = Field(default=8, ge=1, le=1024, description="Examples per training step (per device).")

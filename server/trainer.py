@@ -34,7 +34,7 @@ class LoraSettings:
     alpha: int = 32
     dropout: float = 0.0
     target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-    epochs: int = 8
+    epochs: int = 12
     learning_rate: float = 5e-4
     batch_size: int = 8
     seed: int = 0
