@@ -173,7 +173,7 @@ def _parse(text: str) -> _Parsed:
 
 
 def _number(word: str) -> int | None:
-    if word.isdigit():
+    if word.isdecimal():  # not isdigit(): superscripts such as '²' are digits that int() refuses
         return int(word)
     ordinal = _ORDINAL_DIGITS.match(word)
     if ordinal:

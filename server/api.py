@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+_FASTAPI_PARSE_ERROR = "There was an error parsing the body"
+
 
 class ApiError(Exception):
     """An error answered in OpenAI's shape: ``{"error": {"message", "type", "code"}}``."""
@@ -174,6 +176,11 @@ def create_app(mentee: Mentee) -> FastAPI:
     async def on_api_error(request: Request, error: ApiError) -> JSONResponse:
         return _error_response(error)
 
+    @app.exception_handler(InvalidRequestError)
+    async def on_invalid_request(request: Request, error: InvalidRequestError) -> JSONResponse:
+        # Whatever a part below rejects as bad input (a NUL in a search text, a malformed id) is the caller's 400.
+        return _error_response(ApiError(400, str(error)))
+
     @app.exception_handler(RequestValidationError)
     async def on_validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
         problems = "; ".join(
@@ -184,7 +191,11 @@ def create_app(mentee: Mentee) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
-        return _error_response(ApiError(error.status_code, str(error.detail), code="http_error"))
+        message = str(error.detail)
+        if error.status_code == 400 and message == _FASTAPI_PARSE_ERROR:
+            # FastAPI says only this when json.loads gave up, which valid-looking bodies reach by nesting.
+            message = "the request body could not be parsed as JSON (malformed, or nested too deeply)"
+        return _error_response(ApiError(error.status_code, message, code="http_error"))
 
     @app.get("/health")
     async def health() -> JSONResponse:
@@ -410,6 +421,9 @@ def _conversation(messages: list[MessageIn], max_messages: int, max_chars: int) 
         if len(text) > max_chars:
             msg = f"message {number} is {len(text)} characters long; the limit is {max_chars}"
             raise ApiError(413, msg, code="message_too_long")
+        if not _is_unicode(text):
+            msg = f"message {number} is not valid Unicode (it holds a lone surrogate escape such as \\ud800)"
+            raise ApiError(400, msg, code="invalid_text")
         role = "system" if message.role == "developer" else message.role
         conversation.append(ChatMessage(role, text))
     if conversation[-1].role != "user":
@@ -417,6 +431,15 @@ def _conversation(messages: list[MessageIn], max_messages: int, max_chars: int) 
     if not conversation[-1].content.strip():
         raise ApiError(400, "the question (the last user message) is empty", code="empty_question")
     return conversation
+
+
+def _is_unicode(text: str) -> bool:
+    # JSON may escape lone surrogates ("\\ud800"), which no tokenizer, embedder or store can encode.
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _usage(routed: RoutedAnswer) -> dict[str, int]:

@@ -7,6 +7,7 @@ import json
 import logging
 import signal
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,6 +123,22 @@ def _start_mentee(settings: Settings, *, adapter: str | None = None) -> Mentee:
     if not settings.student_url:
         _say("starting the student (vLLM; about a minute on a CPU)...")
     return Mentee(settings, adapter=adapter).start()
+
+
+def _start_schedule(mentee: Mentee) -> bool:
+    """Start the configured learning schedule (learn_after_items / learn_every_minutes); whether one runs."""
+    settings = mentee.settings
+    if not (settings.learn_after_items or settings.learn_every_minutes):
+        return False
+    try:
+        mentee.rounds.start_schedule()
+    except MenteeError as e:
+        _say(f"mentee: warning: no learning schedule: {e}")
+        return False
+    every = f"every {settings.learn_every_minutes} minutes" if settings.learn_every_minutes else ""
+    after = f"after {settings.learn_after_items} new items" if settings.learn_after_items else ""
+    _say(f"learning rounds run {' or '.join(x for x in (after, every) if x)}")
+    return True
 
 
 def _routed_json(routed: RoutedAnswer) -> dict[str, Any]:
@@ -278,6 +295,7 @@ def serve_command(
     port = settings.api_port if port is None else port
     check_exposure(host, settings)
     with _start_mentee(settings) as mentee:
+        _start_schedule(mentee)
         config = uvicorn.Config(create_app(mentee), host=host, port=port, log_level="warning", access_log=False)
         server = uvicorn.Server(config)
         _say(f"mentee serves http://{host}:{port}/v1 (model {settings.api_model_name!r}); Ctrl-C stops it")
@@ -435,12 +453,32 @@ def anchors_build(
 def train_command(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print the round's outcome as JSON.")] = False,
+    schedule: Annotated[
+        bool,
+        typer.Option(
+            "--schedule",
+            help=(
+                "Keep running and start rounds on the configured schedule (learn_after_items, learn_every_minutes) "
+                "until stopped: the trainer service of a deployment whose API workers share the student, the "
+                "memory and the adapters."
+            ),
+        ),
+    ] = False,
 ) -> None:
     """Run one learning round now: train on what the memory holds, gate, and make a passed adapter active."""
     from dataclasses import asdict
 
     settings = _settings(ctx)
+    if schedule and not (settings.learn_after_items or settings.learn_every_minutes):
+        msg = "--schedule needs learn_after_items or learn_every_minutes (MENTEE_LEARN_AFTER_ITEMS, …) above 0"
+        raise ConfigError(msg)
     with _start_mentee(settings) as mentee:
+        if schedule:
+            if not _start_schedule(mentee):
+                raise MenteeError("the learning schedule could not start")
+            _say("the trainer waits for rounds to be due; Ctrl-C stops it")
+            while True:
+                time.sleep(3600)
 
         def show(update: dict[str, Any]) -> None:
             if update.get("phase") == "training" and "step" in update:

@@ -126,9 +126,19 @@ class Learner:
 
     def run_round(self, progress: ProgressCallback | None = None) -> RoundOutcome:
         """Run one round now; :class:`LearningError` if one is already running."""
+        from filelock import FileLock, Timeout
+
         if not self._running.acquire(blocking=False):
             msg = "a learning round is already running"
             raise LearningError(msg)
+        # Workers and a trainer service share the adapters store: one round at a time across all of them.
+        shared = FileLock(str(self.store.root / ".round.lock"))
+        try:
+            shared.acquire(timeout=0)
+        except Timeout:
+            self._running.release()
+            msg = "a learning round is already running in another process of this deployment"
+            raise LearningError(msg) from None
         started = time.monotonic()
         report = progress or (lambda update: None)
         try:
@@ -137,6 +147,7 @@ class Learner:
             logger.exception("the learning round failed")
             outcome = RoundOutcome(state="failed", error=str(e))
         finally:
+            shared.release()
             self._running.release()
         outcome.seconds = round(time.monotonic() - started, 1)
         report({"phase": "done", "state": outcome.state})
@@ -433,6 +444,14 @@ class RoundRunner:
             outcome = RoundOutcome(state="failed", error=str(e))
         job.outcome = outcome
         job.state = outcome.state
+        logger.info(
+            "learning round %s (%s): %s, adapter %s%s",
+            job.id,
+            job.reason,
+            outcome.state,
+            outcome.adapter,
+            f": {outcome.error}" if outcome.error else "",
+        )
         with self._lock:
             self._current = None
             self._last_round = time.monotonic()

@@ -310,7 +310,13 @@ class Student:
 
     def load_adapter(self, name: str, path: str | Path) -> None:
         """Load a peft LoRA adapter folder into vLLM under ``name`` (a new name per version, never reused)."""
-        self._post("/v1/load_lora_adapter", {"lora_name": name, "lora_path": str(Path(path).absolute())})
+        try:
+            self._post("/v1/load_lora_adapter", {"lora_name": name, "lora_path": str(Path(path).absolute())})
+        except StudentError:
+            # Workers sharing one vLLM follow the same switch: another may have loaded it a moment ago.
+            if name in self.adapters():
+                return
+            raise
         logger.info("loaded LoRA adapter %s from %s", name, path)
 
     def unload_adapter(self, name: str) -> None:

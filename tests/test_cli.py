@@ -63,6 +63,7 @@ def test_config_file_option(tmp_path: Path) -> None:
         (("ask", "hi"), {"MENTEE_STUDENT_URL": "http://127.0.0.1:9"}, "http://127.0.0.1:9"),
         (("model", "prepare"), {"MENTEE_STUDENT_MODEL": "./missing-model"}, "./missing-model"),
         (("calibrate", "/no/such/qa.jsonl"), {}, "/no/such/qa.jsonl"),
+        (("train", "--schedule"), {}, "learn_after_items"),
     ],
 )
 def test_errors_name_the_bad_value_without_traceback(args: tuple[str, ...], env: dict[str, str], expected: str) -> None:

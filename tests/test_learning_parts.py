@@ -222,3 +222,36 @@ def test_gate_asks_several_questions_at_once_and_keeps_each_answer_with_its_ques
     assert 2 <= most <= 4
     assert report.new_recall == round(11 / 12, 4) and report.anchor_accuracy == round(11 / 12, 4)
     assert [m["question"] for m in report.misses["new"] + report.misses["anchors"]] == ["question 3?", "question 25?"]
+
+
+def test_one_round_at_a_time_across_the_processes_sharing_the_adapters(tmp_path: Path) -> None:
+    """API workers and a trainer service share one adapters store; a round elsewhere holds its lock file."""
+    import subprocess
+    import sys
+
+    from filelock import FileLock
+
+    from mentee.server.config import load_settings
+    from mentee.server.learning import Learner, LearningError
+
+    store = AdapterStore(tmp_path / "adapters")
+    other = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from filelock import FileLock\n"
+            f"with FileLock({str(store.root / '.round.lock')!r}):\n print('held', flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert other.stdout is not None and other.stdout.readline().strip() == "held"
+        learner = Learner(load_settings(home=tmp_path), student=None, memory=None, store=store)  # type: ignore[arg-type]
+        with pytest.raises(LearningError, match="another process"):
+            learner.run_round()
+    finally:
+        other.kill()
+        other.wait()
+    with FileLock(str(store.root / ".round.lock")).acquire(timeout=5):  # a killed holder lets it go
+        pass
