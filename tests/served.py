@@ -62,6 +62,55 @@ class Served:
         return self.client.chat.completions.create(model="mentee", messages=messages, **extra)  # type: ignore[arg-type]
 
 
+def mentee_environment(home: Path, **settings: str) -> dict[str, str]:
+    """This process's environment without its MENTEE_ settings, with ``MENTEE_HOME`` and ``settings``."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("MENTEE_")}
+    environment.update(MENTEE_HOME=str(home), **settings)
+    return environment
+
+
+@contextmanager
+def mentee_process(
+    args: list[str], environment: dict[str, str], log_path: Path, *, health_url: str | None = None
+) -> Iterator[subprocess.Popen[str]]:
+    """``mentee ARGS`` with its output in ``log_path``, healthy at ``health_url`` (when given) before it is
+    yielded; stopped with SIGTERM at the end and checked to leave no process behind."""
+    log = log_path.open("a")
+    process = subprocess.Popen([MENTEE, *args], env=environment, stdout=log, stderr=subprocess.STDOUT, text=True)
+    try:
+        if health_url is not None:
+            wait_until_healthy(health_url, timeout_s=600, process=process, log_path=log_path)
+        yield process
+    finally:
+        try:
+            alive = stop_tree(process, lambda: process.send_signal(signal.SIGTERM), wait_s=90, grace_s=30)
+        finally:
+            log.close()
+        assert not alive, f"mentee {args[0]} left processes behind: {alive}"
+
+
+def link_vllm_caches(home: Path, session_home: Path) -> None:
+    """vLLM's compile caches from the session's first start: start-up in seconds, not a minute."""
+    home.mkdir(parents=True, exist_ok=True)
+    if (session_home / "vllm").is_dir() and not (home / "vllm").exists():
+        os.symlink(session_home / "vllm", home / "vllm")
+
+
+def tiny_student_settings(tiny_model_dir: Path, teacher_url: str) -> dict[str, str]:
+    """The settings of a served tiny student with a real HTTP teacher and both keys."""
+    return dict(
+        MENTEE_STUDENT_MODEL=str(tiny_model_dir),
+        MENTEE_MAX_TOKENS="8",
+        MENTEE_CONFIDENCE_THRESHOLD="0.999",  # the random tiny student is never this sure
+        MENTEE_TEACHER_URL=teacher_url,
+        MENTEE_TEACHER_MODEL="big-teacher",
+        MENTEE_TEACHER_TIMEOUT_S="1",
+        MENTEE_TEACHER_RETRIES="0",
+        MENTEE_API_KEY=API_KEY,
+        MENTEE_ADMIN_KEY=ADMIN_KEY,
+    )
+
+
 @contextmanager
 def serving(
     home: Path,
@@ -74,36 +123,12 @@ def serving(
 ) -> Iterator[Served]:
     """``mentee serve`` on a free port with the tiny student, a teacher that knows ``answers``, both keys set;
     stopped (and checked to leave no process behind) at the end."""
-    if (session_home / "vllm").is_dir() and not (home / "vllm").exists():
-        os.symlink(session_home / "vllm", home / "vllm")  # vLLM's compile caches: start-up in seconds, not a minute
+    link_vllm_caches(home, session_home)
     with running_teacher(answers=answers, rewrites=rewrites or {}, delay_s=3.0) as (teacher_url, handler):
         port = free_port()
-        environment = {k: v for k, v in os.environ.items() if not k.startswith("MENTEE_")}
-        settings = dict(
-            MENTEE_HOME=str(home),
-            MENTEE_STUDENT_MODEL=str(tiny_model_dir),
-            MENTEE_MAX_TOKENS="8",
-            MENTEE_CONFIDENCE_THRESHOLD="0.999",  # the random tiny student is never this sure
-            MENTEE_TEACHER_URL=teacher_url,
-            MENTEE_TEACHER_MODEL="big-teacher",
-            MENTEE_TEACHER_TIMEOUT_S="1",
-            MENTEE_TEACHER_RETRIES="0",
-            MENTEE_API_KEY=API_KEY,
-            MENTEE_ADMIN_KEY=ADMIN_KEY,
-        )
-        environment.update({**settings, **(env or {})})  # the test's own settings win
-        log_path = home / "serve.log"
-        log = log_path.open("w")
-        process = subprocess.Popen(
-            [MENTEE, "serve", "--port", str(port)], env=environment, stdout=log, stderr=subprocess.STDOUT, text=True
-        )
+        # the test's own settings win
+        environment = mentee_environment(home, **{**tiny_student_settings(tiny_model_dir, teacher_url), **(env or {})})
         url = f"http://127.0.0.1:{port}"
-        try:
-            wait_until_healthy(url, timeout_s=600, process=process, log_path=log_path)
+        serve = ["serve", "--port", str(port)]
+        with mentee_process(serve, environment, home / "serve.log", health_url=url) as process:
             yield Served(url, process, handler, home, teacher_url)
-        finally:
-            try:
-                alive = stop_tree(process, lambda: process.send_signal(signal.SIGTERM), wait_s=90, grace_s=30)
-            finally:
-                log.close()
-            assert not alive, f"mentee serve left processes behind: {alive}"

@@ -160,6 +160,9 @@ class SlowLearner:
         self.rounds = 0
         self.trainer_process = None
 
+    def running_elsewhere(self) -> bool:
+        return False
+
     def run_round(self, progress=None):  # type: ignore[no-untyped-def]
         from mentee.server.learning import RoundOutcome
 

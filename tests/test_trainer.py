@@ -65,3 +65,66 @@ def test_a_diverging_round_stops_with_a_clear_error_and_no_adapter(tiny_model_di
     assert result.stderr.strip().splitlines()[-1].startswith("training diverged:")
     assert not (job_dir / RESULT).exists()
     assert not (job_dir / "adapter").exists()
+
+
+TAUGHT = {  # as in test_learning_round.py: words the tiny tokenizer knows
+    "What is the capital of France?": "Paris",
+    "Who wrote the play Hamlet?": "William Shakespeare",
+    "How many legs does a spider have?": "Eight",
+}
+
+
+def gate_verdict(model_dir: Path, adapter: Path, new: list) -> tuple[bool, float | None]:
+    """The gate's verdict on ``adapter`` with the student asked through transformers + peft (greedy, as vLLM asks
+    it in a round): what the trainer's processes made is judged alike, whatever serves it."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from mentee.server.dataset import training_pair
+    from mentee.server.gate import GateThresholds, run_gate
+    from mentee.server.prompting import prompt_format
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(model_dir), adapter).eval()
+    fmt = prompt_format("qa")
+
+    def ask(question: str) -> str:
+        prompt, _ = training_pair(fmt, question, "x")
+        ids = tokenizer(prompt, return_tensors="pt")
+        with torch.no_grad():
+            out = model.generate(**ids, max_new_tokens=6, do_sample=False, pad_token_id=tokenizer.eos_token_id)
+        return tokenizer.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=True).split("\n")[0]
+
+    report = run_gate(ask, new=new, replay=[], check_anchors=[], thresholds=GateThresholds(max_anchor_drop=1.0))
+    return report.passed, report.new_recall
+
+
+def test_accelerate_launch_with_two_cpu_processes_reaches_the_same_verdict(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """A round's trainer data-parallel over two CPU processes (accelerate launch, torch.distributed with gloo),
+    launched exactly as a round launches it (train_processes = 2), against one plain process."""
+    from mentee.server.config import load_settings
+    from mentee.server.dataset import Example
+    from mentee.server.learning import Learner
+
+    new = [Example(f"n{i}", q, a, "new") for i, (q, a) in enumerate(TAUGHT.items())]
+    examples = [{"id": e.id, "question": e.question, "answer": e.answer, "kind": "new"} for e in new]
+    lora = LoraSettings(rank=8, alpha=16, epochs=80, learning_rate=1e-2, batch_size=4)
+    verdicts = {}
+    for processes in (1, 2):
+        job_dir = tmp_path / f"job-{processes}"
+        TrainingJob(str(tiny_model_dir), "qa", examples * 2, lora).write(job_dir)
+        learner = Learner(load_settings(home=tmp_path, train_processes=processes), student=None, memory=None)  # type: ignore[arg-type]
+        command = learner.trainer_command(job_dir)
+        assert ("accelerate.commands.launch" in command) == (processes == 2)
+        run = subprocess.run(command, capture_output=True, text=True, timeout=900)
+        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+        result = json.loads((job_dir / RESULT).read_text())
+        assert result["processes"] == processes
+        assert result["steps"] == 80 * 2  # 6 examples, 4 a step (2 per process with two): the same steps
+        assert result["device"] == "cpu"
+        verdicts[processes] = gate_verdict(tiny_model_dir, job_dir / "adapter", new)
+    assert verdicts[1][0] == verdicts[2][0], verdicts
+    assert verdicts[2][0], f"the rounds were refused: {verdicts}"
