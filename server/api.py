@@ -22,7 +22,7 @@ import logging
 import secrets
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Query, Request
@@ -232,25 +232,29 @@ def create_app(mentee: Mentee) -> FastAPI:
             raise ApiError(400, "n must be 1: mentee gives one answer per request", code="unsupported_n")
         conversation = _conversation(body.messages, settings.api_max_messages, settings.api_max_message_chars)
         switches = Switches(**body.mentee.model_dump()) if body.mentee is not None else Switches()
-        started = time.monotonic()
-        try:
-            routed = await run_in_threadpool(mentee.answer, conversation, switches)
-        except InvalidRequestError as e:
-            metrics.failed("invalid")
-            raise ApiError(400, str(e)) from e
-        except NoSourceError as e:
-            metrics.failed("no_source")
-            raise ApiError(503, f"no source could answer: {e}", "service_unavailable", "no_source") from e
-        except MenteeError as e:
-            metrics.failed("unavailable")
-            logger.warning("a request failed: %s", e)
-            raise ApiError(503, str(e), "service_unavailable", "unavailable") from e
-        metrics.answered(routed, time.monotonic() - started)
+
+        async def route() -> RoutedAnswer:
+            started = time.monotonic()
+            try:
+                routed = await run_in_threadpool(mentee.answer, conversation, switches)
+            except InvalidRequestError as e:
+                metrics.failed("invalid")
+                raise ApiError(400, str(e)) from e
+            except NoSourceError as e:
+                metrics.failed("no_source")
+                raise ApiError(503, f"no source could answer: {e}", "service_unavailable", "no_source") from e
+            except MenteeError as e:
+                metrics.failed("unavailable")
+                logger.warning("a request failed: %s", e)
+                raise ApiError(503, str(e), "service_unavailable", "unavailable") from e
+            metrics.answered(routed, time.monotonic() - started)
+            return routed
+
         completion_id = f"chatcmpl-{uuid.uuid4().hex}"
         if body.stream:
             include_usage = body.stream_options is not None and body.stream_options.include_usage
-            return _stream_response(completion_id, model_name, routed, include_usage=include_usage)
-        return JSONResponse(_completion(completion_id, model_name, routed))
+            return _stream_response(completion_id, model_name, route, include_usage=include_usage)
+        return JSONResponse(_completion(completion_id, model_name, await route()))
 
     # -- admin ---------------------------------------------------------------------------------------------
 
@@ -477,7 +481,12 @@ def _pieces(text: str) -> list[str]:
     return [p for p in pieces if p]
 
 
-def _stream_response(completion_id: str, model: str, routed: RoutedAnswer, *, include_usage: bool) -> Response:
+def _stream_response(
+    completion_id: str, model: str, route: Callable[[], Awaitable[RoutedAnswer]], *, include_usage: bool
+) -> Response:
+    """The stream opens at once (its first chunk names the assistant; pings keep it open while a teacher is
+    asked); the answer follows once routed. A failure on the way (the student's vLLM died, no source could
+    answer) ends the stream with an error event in OpenAI's shape, which OpenAI clients raise as an APIError."""
     from sse_starlette import EventSourceResponse
 
     created = int(time.time())
@@ -495,6 +504,13 @@ def _stream_response(completion_id: str, model: str, routed: RoutedAnswer, *, in
 
     async def events() -> AsyncIterator[dict[str, str]]:
         yield {"data": chunk({"role": "assistant", "content": ""})}
+        try:
+            routed = await route()
+        except ApiError as e:
+            error = {"message": e.message, "type": e.kind, "code": e.code, "param": None, "status": e.status}
+            yield {"data": json.dumps({"error": error}, ensure_ascii=False)}
+            yield {"data": "[DONE]"}
+            return
         for piece in _pieces(routed.text):
             yield {"data": chunk({"content": piece})}
             await asyncio.sleep(0)

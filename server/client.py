@@ -112,6 +112,9 @@ class MenteeClient:
         except openai.APIConnectionError as e:
             msg = f"cannot reach the mentee server at {self.url}: {e}"
             raise MenteeClientError(msg) from e
+        except openai.APIError as e:  # the stream's error event: it failed after it opened
+            status = e.body.get("status") if isinstance(e.body, dict) else None
+            raise MenteeClientError(f"the server answered {status or 'an error'}: {e.message}", status) from e
         finally:
             if self._own_http:
                 client.close()

@@ -16,7 +16,8 @@ from mentee.server.teachers.base import STANDALONE_PROMPT
 class TeacherHandler(BaseHTTPRequestHandler):
     """Answers ``answers[last user message]`` (else ``answer``); a rewrite request gets ``rewrites[...]``, a
     paraphrase request ``paraphrases[question]``, a question asked at a temperature above 0 ``sampled[question]``
-    when set. ``mode``: "ok", "slow" (sleeps ``delay_s`` first) or "error" (HTTP 500)."""
+    when set. ``mode``: "ok", "slow" (sleeps ``delay_s`` first), "error" (HTTP 500), "garbage" (200 with an HTML
+    page) or "wrong-json" (200 with JSON that is no chat completion)."""
 
     mode: ClassVar[str] = "ok"
     delay_s: ClassVar[float] = 2.0
@@ -35,6 +36,14 @@ class TeacherHandler(BaseHTTPRequestHandler):
         if self.mode == "error":
             self.send_response(500)
             self.end_headers()
+            return
+        if self.mode in ("garbage", "wrong-json"):  # a proxy's error page, or JSON of some other API, with a 200
+            page = b"<html><body>502 Bad Gateway</body></html>" if self.mode == "garbage" else b'{"detail": "ok"}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
             return
         messages = body.get("messages", [])
         last = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")

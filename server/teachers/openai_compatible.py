@@ -71,8 +71,16 @@ class OpenAICompatibleTeacher(ChatTeacher):
         except openai.OpenAIError as e:
             msg = f"the teacher {self.name} refused the request: {e}"
             raise TeacherError(msg) from e
-        choice = response.choices[0] if response.choices else None
-        text = (choice.message.content or "") if choice else ""
+        except ValueError as e:  # a 200 that is no JSON at all, e.g. a proxy's error page
+            msg = f"the teacher {self.name} answered something that is not a chat completion: {e}"
+            raise TeacherUnavailableError(msg) from e
+        choices = getattr(response, "choices", None)
+        if not isinstance(choices, list):  # JSON, but not a chat completion
+            msg = f"the teacher {self.name} answered something that is not a chat completion: {str(response)[:200]}"
+            raise TeacherUnavailableError(msg)
+        choice = choices[0] if choices else None
+        content = getattr(getattr(choice, "message", None), "content", None)
+        text = content if isinstance(content, str) else ""
         usage = response.usage
         return TeacherAnswer(
             text=text.strip(),
