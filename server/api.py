@@ -527,8 +527,9 @@ def _health_problems(mentee: Mentee) -> list[str]:
     problems = []
     student = mentee.student
     server = getattr(student, "server", None)
-    if server is not None and not server.running:
-        problems.append("the student's vLLM server is not running")
+    if server is not None and not server.ready:
+        restarting = getattr(student, "serving", False)
+        problems.append(f"the student's vLLM server is {'restarting' if restarting else 'not running'}")
     if mentee.memory is not None:
         try:
             mentee.memory.count()

@@ -723,20 +723,19 @@ def adapters_activate(
 @student_app.command("serve")
 def student_serve(ctx: typer.Context) -> None:
     """Start the student's vLLM server and keep it running until Ctrl-C (share it via MENTEE_STUDENT_URL)."""
-    import time
-
     settings = _settings(ctx)
     if settings.student_url:
         raise ConfigError(f"student_url is set ({settings.student_url}): that server is already running")
     with _start_student(settings) as student:
         typer.echo(f"the student is served at {student.url}  (export MENTEE_STUDENT_URL={student.url})")
         try:
-            while student.server is not None and student.server.running:
+            while student.serving:  # a vLLM that died is restarted (vllm_max_restarts)
                 time.sleep(1)
         except (KeyboardInterrupt, SystemExit):
             _say("stopping")
             return
-    raise MenteeError("the vLLM server exited; see its log in the home folder's logs/")
+        why = student.gave_up or "it is not restarted (vllm_max_restarts = 0)"
+    raise MenteeError(f"the vLLM server exited: {why}; see its log in the home folder's logs/")
 
 
 def _terminate(signum: int, frame: object) -> None:

@@ -111,6 +111,15 @@ class Settings(BaseSettings):
     vllm_startup_timeout_s: float = Field(
         default=900.0, gt=0, description="How long to wait for mentee's vLLM server to become healthy."
     )
+    vllm_max_restarts: int = Field(
+        default=5,
+        ge=0,
+        le=1000,
+        description=(
+            "Restarts of mentee's own vLLM server after it dies, at most this many within an hour (0: never); "
+            "requests meanwhile get a clear 503 (or a stream's error event)."
+        ),
+    )
 
     memory_embedder: str = Field(
         default="",

@@ -97,7 +97,9 @@ class Mentee:
             if self.student is None:
                 from mentee.server.student import Student
 
-                self.student = self._own(Student(self.settings).start())
+                student = Student(self.settings)
+                student.on_restart = self._student_restarted
+                self.student = self._own(student.start())
         except BaseException:
             self.close()
             raise
@@ -226,6 +228,12 @@ class Mentee:
             if active is not None and name not in self.student.adapters():  # type: ignore[union-attr]
                 self.student.load_adapter(name, active.path)  # type: ignore[union-attr]
             self._switch(active)
+
+    def _student_restarted(self) -> None:
+        """A restarted vLLM has lost its LoRA adapters: the base model answers until the active one is loaded."""
+        if self.router is not None:
+            self.router.adapter = None
+        self.follow_active_adapter(force=True)
 
     def _calibrated(self, calibration: Calibration) -> None:
         self.calibration = calibration

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
@@ -118,6 +120,14 @@ class Student:
         self._format: PromptFormat | None = None
         self._client: openai.OpenAI | None = None
         self._http: httpx.Client | None = None
+        # Mentee's own vLLM is watched and restarted when it dies (vllm_max_restarts); ``on_restart`` runs after
+        # each restart (the restarted server has lost its LoRA adapters).
+        self.on_restart: Callable[[], None] | None = None
+        self.restarts = 0
+        self.gave_up: str | None = None  # why the supervisor stopped restarting
+        self._closing = threading.Event()
+        self._lifecycle = threading.Lock()
+        self._supervisor: threading.Thread | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------------------
 
@@ -136,10 +146,67 @@ class Student:
         self._http = httpx.Client(base_url=self.url, timeout=self.settings.request_timeout_s, headers=self._auth())
         self._client = self._openai_client()
         self._format = self._choose_format()
+        if self.server is not None and self.settings.vllm_max_restarts:
+            self._closing.clear()
+            # The thread that starts a vLLM is the one whose end the kernel's parent-death signal follows: the
+            # supervisor restarts it, and lives until close().
+            self._supervisor = threading.Thread(target=self._supervise, name="mentee-vllm-supervisor", daemon=True)
+            self._supervisor.start()
         return self
+
+    @property
+    def serving(self) -> bool:
+        """Whether the student is served, or is being restarted to be served again."""
+        if self.server is None:
+            return self._client is not None
+        supervised = self._supervisor is not None and self._supervisor.is_alive() and self.gave_up is None
+        return self.server.running or supervised
+
+    def _supervise(self) -> None:
+        recent: deque[float] = deque()
+        limit = self.settings.vllm_max_restarts
+        while not self._closing.wait(2.0):
+            server = self.server
+            if server is None or server.running:
+                continue
+            now = time.monotonic()
+            while recent and now - recent[0] > 3600:
+                recent.popleft()
+            if len(recent) >= limit:
+                if self.gave_up is None:
+                    self.gave_up = f"vLLM died {len(recent)} times within an hour (vllm_max_restarts = {limit})"
+                    logger.error("the student's vLLM server is down for good: %s", self.gave_up)
+                continue
+            with self._lifecycle:
+                if self._closing.is_set():
+                    return
+                recent.append(now)
+                logger.error(
+                    "the student's vLLM server died (exit code %s); restarting it (%d of %d this hour)",
+                    server.exit_code,
+                    len(recent),
+                    limit,
+                )
+                try:
+                    server.stop()  # what is left of its process group
+                    server.start()  # same port: the clients' URL stays right
+                except StudentError as e:
+                    logger.error("restarting the student's vLLM server failed: %s", e)
+                    continue
+                self.restarts += 1
+            if self.on_restart is not None:
+                try:
+                    self.on_restart()
+                except Exception:
+                    logger.exception("after the student's vLLM server restarted, setting it up again failed")
 
     def close(self) -> None:
         """Stop mentee's own vLLM server (an external one is left running) and close connections."""
+        self._closing.set()
+        with self._lifecycle:  # a restart under way finishes first, then is stopped
+            self._close()
+
+    def _close(self) -> None:
         if self._client is not None:
             self._client.close()
             self._client = None

@@ -68,6 +68,7 @@ class VLLMServer:
         self._log_tail: collections.deque[str] = collections.deque(maxlen=_LOG_TAIL_LINES)
         self.log_path = settings.logs_dir / f"vllm-{self.port}.log"
         self.startup_seconds: float | None = None
+        self._ready = False  # answered /health since it last started
 
     # -- lifecycle -------------------------------------------------------------------------------------------
 
@@ -131,6 +132,7 @@ class VLLMServer:
         """
         if self._process is not None:
             return self
+        self._ready = False
         self.settings.logs_dir.mkdir(parents=True, exist_ok=True)
         cmd = self.command()
         logger.info("starting vLLM: %s", " ".join(cmd))
@@ -155,6 +157,7 @@ class VLLMServer:
             self.stop()
             raise
         self.startup_seconds = time.monotonic() - started
+        self._ready = True
         logger.info("vLLM serves %s at %s (ready in %.1f s)", self.model, self.url, self.startup_seconds)
         return self
 
@@ -186,6 +189,7 @@ class VLLMServer:
         import psutil
 
         process, self._process = self._process, None
+        self._ready = False
         atexit.unregister(self.stop)
         if process is None:
             return
@@ -214,6 +218,16 @@ class VLLMServer:
     @property
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
+
+    @property
+    def ready(self) -> bool:
+        """Running and past its start-up: it answers requests."""
+        return self._ready and self.running
+
+    @property
+    def exit_code(self) -> int | None:
+        """How the server's process ended (``None`` while it runs or before it started)."""
+        return self._process.poll() if self._process is not None else None
 
     @property
     def pid(self) -> int | None:
