@@ -10,8 +10,9 @@ Routes:
 - Admin, under ``/v1/mentee/``: the memory (search, list, get, correct, delete), stats, calibration state.
 
 Keys: ``api_key`` for chat routes, ``admin_key`` for admin routes (401 without a key, 403 with the wrong one).
-A streamed answer is routed completely before its first chunk: the confidence gate needs the student's whole
-answer, and what is shown must be the answer that passed it.
+A streamed answer opens at once, but its text comes only once routed completely: the confidence gate needs the
+student's whole answer, and what is shown must be the answer that passed it. A failure on the way ends the stream
+with an error event (OpenAI's shape).
 """
 
 from __future__ import annotations
