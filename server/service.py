@@ -8,7 +8,10 @@ teacher calls were avoided and what they would have cost.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import socket
 import threading
 import time
 from collections import deque
@@ -18,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Self
 from mentee.server.calibration import Calibration, load_calibration
 from mentee.server.config import Settings
 from mentee.server.errors import MenteeError
+from mentee.server.files import write_json
 from mentee.server.prompting import ChatMessage
 from mentee.server.router import RoutedAnswer, Router, StudentLike, Switches
 
@@ -31,6 +35,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 TIMELINE_MINUTES = 24 * 60
+STATS_DIR = "stats"
+SHARE_EVERY_S = 2.0
 
 UNCALIBRATED_THRESHOLD = 0.5
 
@@ -76,6 +82,11 @@ class Mentee:
         self._timeline: deque[dict[str, int]] = deque(maxlen=TIMELINE_MINUTES)
         self._low_confidence = 0
         self._failed = 0
+        # Each API worker shares its counts in the home (stats/<host>-<pid>-<start>.json), so /v1/mentee/stats on
+        # any worker sums the whole deployment, and what was counted outlives a restart.
+        self._counts_path = settings.home / STATS_DIR / f"{socket.gethostname()}-{os.getpid()}-{int(time.time())}.json"
+        self._counts_shared = 0.0
+        self._share_lock = threading.Lock()
 
     # -- lifecycle -------------------------------------------------------------------------------------------
 
@@ -126,6 +137,8 @@ class Mentee:
 
     def close(self) -> None:
         """Close what :meth:`start` opened (the memory's pending counts are written; mentee's vLLM is stopped)."""
+        if self.router is not None:
+            self._share_counts(force=True)
         self.router = None
         if self._rounds is not None:
             self._rounds.stop()
@@ -168,6 +181,7 @@ class Mentee:
         except MenteeError:
             with self._lock:
                 self._failed += 1
+            self._share_counts()
             raise
         with self._lock:
             self._answers[routed.source] += 1
@@ -176,7 +190,60 @@ class Mentee:
                 self._timeline.append({"minute": minute, "memory": 0, "student": 0, "teacher": 0})
             self._timeline[-1][routed.source] += 1
             self._low_confidence += routed.low_confidence
+        self._share_counts()
         return routed
+
+    def _counts(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "answers": dict(self._answers),
+                "timeline": [dict(bucket) for bucket in self._timeline],
+                "low_confidence": self._low_confidence,
+                "failed": self._failed,
+                "updated_at": time.time(),
+            }
+
+    def _share_counts(self, *, force: bool = False) -> None:
+        """Write this worker's counts to the home, at most every couple of seconds (and on close)."""
+        now = time.monotonic()
+        if not force and now - self._counts_shared < SHARE_EVERY_S:
+            return
+        if not self._share_lock.acquire(blocking=force):
+            return  # another thread is writing them right now
+        try:
+            self._counts_shared = now
+            write_json(self._counts_path, self._counts(), indent=None)
+        except OSError as e:
+            logger.warning("could not share this worker's counts in %s: %s", self._counts_path, e)
+        finally:
+            self._share_lock.release()
+
+    def _deployment_counts(self) -> tuple[dict[str, Any], int]:
+        """This worker's counts plus those every other worker (live or gone) shared in the home; how many."""
+        merged = self._counts()
+        by_minute = {bucket["minute"]: bucket for bucket in merged["timeline"]}
+        workers = 1
+        folder = self.settings.home / STATS_DIR
+        for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+            if path == self._counts_path:
+                continue
+            try:
+                other = json.loads(path.read_text())
+                for source, count in other["answers"].items():
+                    merged["answers"][source] = merged["answers"].get(source, 0) + int(count)
+                merged["low_confidence"] += int(other.get("low_confidence", 0))
+                merged["failed"] += int(other.get("failed", 0))
+                for bucket in other.get("timeline", []):
+                    mine = by_minute.setdefault(bucket["minute"], {"minute": bucket["minute"]})
+                    for source in ("memory", "student", "teacher"):
+                        mine[source] = mine.get(source, 0) + int(bucket.get(source, 0))
+            except (OSError, ValueError, KeyError, TypeError) as e:
+                logger.warning("skipping the unreadable worker counts %s: %s", path, e)
+                continue
+            workers += 1
+        since = time.time() - TIMELINE_MINUTES * 60
+        merged["timeline"] = [by_minute[m] for m in sorted(by_minute) if m >= since]
+        return merged, workers
 
     # -- adapters ----------------------------------------------------------------------------------------------
 
@@ -250,10 +317,9 @@ class Mentee:
 
     def stats(self) -> dict[str, Any]:
         """Answers by source, teacher calls avoided and their estimated cost, the teacher's ledger, the memory."""
-        with self._lock:
-            answers = dict(self._answers)
-            timeline = [dict(bucket) for bucket in self._timeline]
-            low_confidence, failed = self._low_confidence, self._failed
+        counts, workers = self._deployment_counts()
+        answers, timeline = counts["answers"], counts["timeline"]
+        low_confidence, failed = counts["low_confidence"], counts["failed"]
         total = sum(answers.values())
         avoided = answers["memory"] + answers["student"]
         teacher: dict[str, Any] | None = None
@@ -284,6 +350,7 @@ class Mentee:
             "calibrated": self.calibration is not None and self.settings.confidence_threshold is None,
             "uptime_s": round(time.time() - self.started_at, 1),
             "timeline": timeline,  # answers by source per minute (epoch seconds of the minute), the last day
+            "workers": workers,  # API processes whose counts these are (this one, others sharing the home, past ones)
         }
 
     def calibration_state(self) -> dict[str, Any]:

@@ -273,3 +273,34 @@ def test_learning_routes_without_a_vllm_student(served: tuple[TestClient, Mentee
     assert client.get("/v1/mentee/adapters").json() == {"active": None, "data": [], "history": []}
     assert client.get("/v1/mentee/train/round-x").status_code == 404
     assert client.post("/v1/mentee/adapters/v1/activate").status_code == 503
+
+
+def test_stats_sum_every_worker_sharing_the_home_and_outlive_a_restart(tmp_path: Path, embedder: Embedder) -> None:
+    """Two API workers on one home (as in deploy/compose.yaml): each one's /v1/mentee/stats counts both, and the
+    counts of a worker that stopped stay in the deployment's figures."""
+    first, worker_a = make_client(tmp_path / "a", embedder, teacher_answers=["Lima"], home=tmp_path / "home")
+    second, worker_b = make_client(tmp_path / "b", embedder, teacher_answers=["Quito"], home=tmp_path / "home")
+    question = {"model": "mentee", "messages": [{"role": "user", "content": "What is the capital of France?"}]}
+    with first, second:
+        assert first.post("/v1/chat/completions", json=question).json()["mentee"]["source"] == "student"
+        other = {"model": "mentee", "messages": [{"role": "user", "content": "Capital of Ecuador?"}]}
+        assert second.post("/v1/chat/completions", json=other).json()["mentee"]["source"] == "teacher"
+        assert second.post("/v1/chat/completions", json=question).json()["mentee"]["source"] == "student"
+        worker_b._share_counts(force=True)  # as it does every 2 s while it answers
+        seen_by_a = first.get("/v1/mentee/stats").json()
+        assert seen_by_a["workers"] == 2
+        assert {k: seen_by_a["answers"][k] for k in ("memory", "student", "teacher", "total")} == {
+            "memory": 0,
+            "student": 2,
+            "teacher": 1,
+            "total": 3,
+        }
+        assert sum(bucket["student"] + bucket["teacher"] for bucket in seen_by_a["timeline"]) == 3
+        assert seen_by_a["teacher_calls_avoided"] == 2
+    worker_a.close()
+    worker_b.close()
+    third, worker_c = make_client(tmp_path / "c", embedder, home=tmp_path / "home")
+    with third:
+        after_restart = third.get("/v1/mentee/stats").json()
+        assert (after_restart["workers"], after_restart["answers"]["total"]) == (3, 3)
+    worker_c.close()
