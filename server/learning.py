@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -287,6 +288,7 @@ class Learner:
         with (job_dir / "train.log").open("wb") as log:
             self.trainer_process = subprocess.Popen(
                 self.trainer_command(job_dir),
+                env=trainer_environment(job_dir),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 preexec_fn=die_with_parent,  # a killed server leaves no trainer training on for nothing
@@ -389,6 +391,13 @@ class Learner:
         others = [name for name in loaded if keep is None or name != keep.served_name]
         for name in others[: max(0, len(others) - (self.settings.adapters_keep_loaded - 1))]:
             self.student.unload_adapter(name)
+
+
+def trainer_environment(job_dir: Path) -> dict[str, str]:
+    """The trainer's environment: its temp files (torch.distributed's rendezvous among them) in the job's folder."""
+    temp = job_dir / "tmp"
+    temp.mkdir(parents=True, exist_ok=True)
+    return {**os.environ, "TMPDIR": str(temp)}
 
 
 def _base_checksum(model_dir: Path | None) -> str | None:

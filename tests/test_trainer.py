@@ -107,7 +107,7 @@ def test_accelerate_launch_with_two_cpu_processes_reaches_the_same_verdict(
     launched exactly as a round launches it (train_processes = 2), against one plain process."""
     from mentee.server.config import load_settings
     from mentee.server.dataset import Example
-    from mentee.server.learning import Learner
+    from mentee.server.learning import Learner, trainer_environment
 
     new = [Example(f"n{i}", q, a, "new") for i, (q, a) in enumerate(TAUGHT.items())]
     examples = [{"id": e.id, "question": e.question, "answer": e.answer, "kind": "new"} for e in new]
@@ -119,7 +119,7 @@ def test_accelerate_launch_with_two_cpu_processes_reaches_the_same_verdict(
         learner = Learner(load_settings(home=tmp_path, train_processes=processes), student=None, memory=None)  # type: ignore[arg-type]
         command = learner.trainer_command(job_dir)
         assert ("accelerate.commands.launch" in command) == (processes == 2)
-        run = subprocess.run(command, capture_output=True, text=True, timeout=900)
+        run = subprocess.run(command, env=trainer_environment(job_dir), capture_output=True, text=True, timeout=900)
         assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
         result = json.loads((job_dir / RESULT).read_text())
         assert result["processes"] == processes
