@@ -14,6 +14,7 @@ import os
 import socket
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Self
@@ -82,9 +83,10 @@ class Mentee:
         self._timeline: deque[dict[str, int]] = deque(maxlen=TIMELINE_MINUTES)
         self._low_confidence = 0
         self._failed = 0
-        # Each API worker shares its counts in the home (stats/<host>-<pid>-<start>.json), so /v1/mentee/stats on
+        # Each API worker shares its counts in the home (stats/<host>-<pid>-<id>.json), so /v1/mentee/stats on
         # any worker sums the whole deployment, and what was counted outlives a restart.
-        self._counts_path = settings.home / STATS_DIR / f"{socket.gethostname()}-{os.getpid()}-{int(time.time())}.json"
+        worker = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"  # one process may hold several
+        self._counts_path = settings.home / STATS_DIR / f"{worker}.json"
         self._counts_shared = 0.0
         self._share_lock = threading.Lock()
 
