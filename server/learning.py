@@ -53,6 +53,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+ROUND_ELSEWHERE = "a learning round is already running in another process of this deployment"
+
 ProgressCallback = Callable[[dict[str, Any]], None]
 
 
@@ -125,13 +127,19 @@ class Learner:
 
     # -- a round -----------------------------------------------------------------------------------------------
 
+    def _round_lock(self) -> Any:
+        """The lock in the adapters store that keeps one round at a time across the processes sharing it."""
+        from filelock import FileLock
+
+        return FileLock(str(self.store.root / ".round.lock"))
+
     def running_elsewhere(self) -> bool:
         """Whether another process of this deployment (a worker, the trainer service) runs a round now."""
-        from filelock import FileLock, Timeout
+        from filelock import Timeout
 
         if self._running.locked():
             return False  # this process's own round holds the lock
-        probe = FileLock(str(self.store.root / ".round.lock"))
+        probe = self._round_lock()
         try:
             probe.acquire(timeout=0)
         except Timeout:
@@ -141,19 +149,18 @@ class Learner:
 
     def run_round(self, progress: ProgressCallback | None = None) -> RoundOutcome:
         """Run one round now; :class:`LearningError` if one is already running."""
-        from filelock import FileLock, Timeout
+        from filelock import Timeout
 
         if not self._running.acquire(blocking=False):
             msg = "a learning round is already running"
             raise LearningError(msg)
         # Workers and a trainer service share the adapters store: one round at a time across all of them.
-        shared = FileLock(str(self.store.root / ".round.lock"))
+        shared = self._round_lock()
         try:
             shared.acquire(timeout=0)
         except Timeout:
             self._running.release()
-            msg = "a learning round is already running in another process of this deployment"
-            raise LearningError(msg) from None
+            raise LearningError(ROUND_ELSEWHERE) from None
         started = time.monotonic()
         report = progress or (lambda update: None)
         try:
@@ -472,8 +479,7 @@ class RoundRunner:
                 msg = f"a learning round is already {self._current.state} ({self._current.id})"
                 raise LearningError(msg)
             if self._learner().running_elsewhere():
-                msg = "a learning round is already running in another process of this deployment"
-                raise LearningError(msg)
+                raise LearningError(ROUND_ELSEWHERE)
             job = RoundJob(id=f"round-{uuid.uuid4().hex[:12]}", reason=reason)
             self.jobs[job.id] = job
             self._current = job
