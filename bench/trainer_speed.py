@@ -82,6 +82,12 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=200, help="NQ questions taught (default 200)")
     parser.add_argument("--epochs", type=int, default=12, help="training epochs (default 12, as a round)")
     parser.add_argument("--prompt-format", default="qa", choices=["qa", "chat"], help="the student's format")
+    parser.add_argument(
+        "--precision",
+        default="auto",
+        choices=["auto", "fp32", "bf16-mixed", "bf16"],
+        help="training number format, as train_precision (default auto: fp32; a CPU always trains in fp32)",
+    )
     parser.add_argument("--out", type=Path, help="also write the final JSON line to this file")
     args = parser.parse_args()
     if args.examples < 1 or args.epochs < 1:
@@ -107,12 +113,24 @@ def main() -> None:
             log(f"random weights in the shape of {model}")
             model = random_copy(model, Path(scratch) / "model")
         job_dir = Path(scratch) / "job"
-        lora = LoraSettings(epochs=args.epochs)
+        lora = LoraSettings(epochs=args.epochs, precision=args.precision)
         TrainingJob(str(model), args.prompt_format, examples, lora).write(job_dir)
         log(f"training {len(examples)} examples x {args.epochs} epochs on {model}")
         started = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "mentee.server.trainer", str(job_dir)], check=True)
+        run = subprocess.run([sys.executable, "-m", "mentee.server.trainer", str(job_dir)])
         wall = time.perf_counter() - started
+        if run.returncode != 0:  # a diverged round (exit 3) is a result too: reported, not a traceback
+            print(
+                json.dumps(
+                    {
+                        "bench": "trainer_speed",
+                        "error": f"trainer exit {run.returncode}",
+                        "precision": args.precision,
+                        "process_s": round(wall, 1),
+                    }
+                )
+            )
+            sys.exit(1)
         result = json.loads((job_dir / RESULT).read_text())
         log(f"trained: {result}")
         taught = recall(Path(model), job_dir / "adapter", examples, args.prompt_format)
@@ -121,6 +139,7 @@ def main() -> None:
         "bench": "trainer_speed",
         "machine": f"{platform.machine()}, {os.cpu_count()} cores" + (f", {gpu}" if gpu else ""),
         "device": result["device"],
+        "precision": result["precision"],
         "random_weights": args.random_weights,
         "examples": result["examples"],
         "epochs": result["epochs"],

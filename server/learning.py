@@ -114,6 +114,7 @@ class Learner:
             learning_rate=s.train_learning_rate,
             batch_size=s.train_batch_size,
             seed=s.train_seed,
+            precision=s.train_precision,
         )
 
     def thresholds(self) -> GateThresholds:

@@ -39,6 +39,19 @@ class LoraSettings:
     learning_rate: float = 5e-4
     batch_size: int = 8
     seed: int = 0
+    precision: str = "auto"  # "auto" (fp32), "fp32", "bf16-mixed" or "bf16" (see Settings.train_precision)
+
+
+def training_precision(requested: str, on_gpu: bool) -> str:
+    """The number format a round trains in: ``requested``, "auto" being fp32. On an H200 (random Gemma-3-270M-shaped
+    weights, 93 NQ items) rounds in bf16 and in bf16-mixed both got NaN gradients by step 6, while fp32 trained all
+    96 steps, at 0.22 s a step, no slower: a small student gains nothing from bf16. bf16 needs a GPU (this kind of
+    CPU has no native bf16: it would be emulated, slower than fp32)."""
+    if requested == "auto":
+        return "fp32"
+    if requested not in ("fp32", "bf16-mixed", "bf16"):
+        raise ValueError(f"unknown training precision {requested!r}: auto, fp32, bf16-mixed or bf16")
+    return requested if on_gpu else "fp32"
 
 
 @dataclass(frozen=True)
@@ -114,7 +127,10 @@ def train(job_dir: Path) -> dict[str, Any]:
             }
         )
     on_gpu = torch.cuda.is_available()
-    model = AutoModelForCausalLM.from_pretrained(job.base_model, dtype=torch.bfloat16 if on_gpu else torch.float32)
+    precision = training_precision(job.lora.precision, on_gpu)
+    # bf16-mixed: fp32 weights, bf16 compute under autocast; bf16: the weights in bf16 too.
+    weights_dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(job.base_model, dtype=weights_dtype)
     config = LoraConfig(
         r=job.lora.rank,
         lora_alpha=job.lora.alpha,
@@ -162,7 +178,7 @@ def train(job_dir: Path) -> dict[str, Any]:
         report_to=[],
         seed=job.lora.seed,
         use_cpu=not on_gpu,
-        bf16=on_gpu,
+        bf16=precision != "fp32",
         disable_tqdm=True,
         dataloader_num_workers=0,
         remove_unused_columns=False,
@@ -193,8 +209,9 @@ def train(job_dir: Path) -> dict[str, Any]:
             if not torch.isfinite(loss):  # a diverged round stops here instead of training on for nothing
                 raise TrainingDivergedError(
                     f"training diverged: the loss is {loss.item()} at step {self.state.global_step + 1} "
-                    f"(learning rate {job.lora.learning_rate}, {'bf16 on GPU' if on_gpu else 'fp32 on CPU'}); "
+                    f"(learning rate {job.lora.learning_rate}, {precision} on {'GPU' if on_gpu else 'CPU'}); "
                     "a lower learning rate may help"
+                    + (", or train_precision fp32" if precision != "fp32" else "")
                 )
             return (loss, outputs) if return_outputs else loss
 
@@ -223,6 +240,7 @@ def train(job_dir: Path) -> dict[str, Any]:
         "trainable_parameters": trainable,
         "total_parameters": total,
         "device": "cuda" if on_gpu else "cpu",
+        "precision": precision,
         "processes": world_size,
     }
     if trainer.is_world_process_zero():

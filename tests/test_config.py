@@ -49,6 +49,7 @@ def test_config_file_from_environment_variable(tmp_path: Path, monkeypatch: pyte
         ("MENTEE_STUDENT_URL", "localhost:8000", "student_url"),
         ("MENTEE_STUDENT_MODEL", "/no/such/model", "student_model"),
         ("MENTEE_PROMPT_FORMAT", "fancy", "prompt_format"),
+        ("MENTEE_TRAIN_PRECISION", "fp8", "train_precision"),
     ],
 )
 def test_bad_values_are_named(monkeypatch: pytest.MonkeyPatch, env: str, value: str, named: str) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mentee.server.trainer import RESULT, LoraSettings, TrainingJob, read_progress
+from mentee.server.trainer import RESULT, LoraSettings, TrainingJob, read_progress, training_precision
 
 pytestmark = pytest.mark.train
 
@@ -32,7 +32,11 @@ def test_a_round_trains_an_adapter_and_reports_progress(tiny_model_dir: Path, tm
     result = run_trainer(job_dir)
     assert result.returncode == 0, result.stderr[-3000:]
     outcome = json.loads((job_dir / RESULT).read_text())
-    assert (outcome["examples"], outcome["steps"], outcome["device"]) == (12, 12, "cpu")
+    import torch
+
+    on_gpu = torch.cuda.is_available()  # this file also runs on a lent GPU machine
+    assert (outcome["examples"], outcome["steps"]) == (12, 12)
+    assert (outcome["device"], outcome["precision"]) == ("cuda" if on_gpu else "cpu", "fp32")
     assert outcome["final_loss"] < outcome["first_loss"]  # it learned something
     progress = read_progress(job_dir)
     assert progress is not None and progress["step"] == progress["total_steps"] == 12
@@ -40,6 +44,16 @@ def test_a_round_trains_an_adapter_and_reports_progress(tiny_model_dir: Path, tm
     config = json.loads((job_dir / "adapter" / "adapter_config.json").read_text())
     assert config["r"] == 8 and set(config["target_modules"]) >= {"q_proj", "down_proj"}
     assert (job_dir / "adapter" / "adapter_model.safetensors").stat().st_size > 0
+
+
+def test_training_precision_resolves_auto_per_device_and_keeps_bf16_off_the_cpu() -> None:
+    assert training_precision("auto", on_gpu=True) == "fp32"  # bf16 diverged on an H200 and was no faster
+    assert training_precision("bf16-mixed", on_gpu=True) == "bf16-mixed"
+    assert training_precision("auto", on_gpu=False) == "fp32"
+    assert training_precision("bf16", on_gpu=True) == "bf16"
+    assert training_precision("bf16", on_gpu=False) == "fp32"  # no native bf16 on this kind of CPU
+    with pytest.raises(ValueError, match="'fp8'"):
+        training_precision("fp8", on_gpu=True)
 
 
 def test_a_failed_job_leaves_no_result(tmp_path: Path) -> None:
