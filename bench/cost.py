@@ -1,13 +1,15 @@
 """The cost model, from a `mentee eval` report: teacher calls per 1,000 turns against an always-teacher deployment,
 and how many turns it takes for what the teacher was spared to pay for a learning round.
 
-Run: ``.venv/bin/python bench/cost.py EVAL_FOLDER [--price-in P] [--price-out P] [--train-price-per-hour P]``
+Run: ``.venv/bin/python bench/cost.py EVAL_FOLDER [--price-in P] [--price-out P] [--train-price-per-hour P]
+[--round-seconds S]``
 (EVAL_FOLDER holds ``report.json`` and ``turns.jsonl`` from ``mentee eval``; prices default to the
 configuration's ``teacher_price_in_per_mtok``, ``teacher_price_out_per_mtok`` and ``train_price_per_hour``).
 
 - teacher calls per 1,000 turns: mentee overall and in the last bucket (steady state) against 1,000;
 - teacher cost per 1,000 turns, mentee (last bucket) against always-teacher, at the given token prices;
-- a round's cost: its measured seconds (mean of the eval's rounds) x the training machine's hourly price;
+- a round's cost: its measured seconds (mean of the eval's rounds, or ``--round-seconds``) x the training
+  machine's hourly price;
 - break-even: turns at the steady-state saving per turn that pay for one round; and, replaying the eval's own
   turns, the first turn at which the cost spared so far covered every round run so far (or null).
 
@@ -24,7 +26,12 @@ from typing import Any
 
 
 def model(
-    report: dict[str, Any], turns: list[dict[str, Any]], price_in: float, price_out: float, hourly: float
+    report: dict[str, Any],
+    turns: list[dict[str, Any]],
+    price_in: float,
+    price_out: float,
+    hourly: float,
+    round_seconds_override: float | None = None,
 ) -> dict:
     def cost(tokens_in: float, tokens_out: float) -> float:
         return (tokens_in * price_in + tokens_out * price_out) / 1e6
@@ -45,6 +52,8 @@ def model(
 
     saving_per_turn = (always_cost(last_turns) - teacher_cost(last_turns)) / len(last_turns)
     round_seconds = [r["seconds"] for r in report["rounds"] if r.get("seconds")]
+    if round_seconds_override is not None and report["rounds"]:
+        round_seconds = [round_seconds_override]
     round_cost = statistics.mean(round_seconds) / 3600 * hourly if round_seconds else None
 
     # Replay: the cost spared so far (always-teacher minus mentee's teacher) against the rounds run so far.
@@ -85,8 +94,13 @@ def main() -> None:
     parser.add_argument("--price-in", type=float, help="teacher price per million input tokens")
     parser.add_argument("--price-out", type=float, help="teacher price per million output tokens")
     parser.add_argument("--train-price-per-hour", type=float, help="price of an hour of the training machine")
+    parser.add_argument(
+        "--round-seconds",
+        type=float,
+        help="a round's seconds, instead of the mean the eval measured (e.g. when the eval was paused mid-round)",
+    )
     args = parser.parse_args()
-    for name in ("price_in", "price_out", "train_price_per_hour"):
+    for name in ("price_in", "price_out", "train_price_per_hour", "round_seconds"):
         if (getattr(args, name) or 0) < 0:
             parser.error(f"--{name.replace('_', '-')} must not be negative, got {getattr(args, name)}")
     report_path, turns_path = args.eval_folder / "report.json", args.eval_folder / "turns.jsonl"
@@ -100,7 +114,8 @@ def main() -> None:
     hourly = settings.train_price_per_hour if args.train_price_per_hour is None else args.train_price_per_hour
     report = json.loads(report_path.read_text())
     turns = [json.loads(line) for line in turns_path.read_text().splitlines() if line.strip()]
-    print(json.dumps({"eval": str(args.eval_folder), **model(report, turns, price_in, price_out, hourly)}))
+    figures = model(report, turns, price_in, price_out, hourly, args.round_seconds)
+    print(json.dumps({"eval": str(args.eval_folder), **figures}))
 
 
 if __name__ == "__main__":

@@ -226,6 +226,13 @@ def test_the_cost_model_prices_teacher_calls_and_the_round_that_spares_them(tmp_
     assert (figures["saving_per_turn_steady"], figures["round_cost"]) == (110.0, 220.0)
     assert figures["break_even_turns_per_round"] == 2
     assert figures["all_rounds_paid_back_at_turn"] == 7  # 2 memory answers after the round paid for it
+    halved = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "cost.py"), str(tmp_path), *prices, "--round-seconds", "1800"],
+        capture_output=True,
+        text=True,
+    )
+    assert halved.returncode == 0, halved.stderr
+    assert json.loads(halved.stdout)["round_cost"] == 110.0  # half an hour, as given, not the eval's hour
     missing = subprocess.run(
         [sys.executable, str(REPO / "bench" / "cost.py"), str(tmp_path / "none")], capture_output=True, text=True
     )
