@@ -102,6 +102,8 @@ class Verdict:
 class _Parsed:
     words: tuple[str, ...]
     numbers: Counter[int]
+    # Each number with the word it counts ("season 2", "2nd season"), so swapped numbers are told apart.
+    counted: frozenset[tuple[str, int]]
     negated: bool
     question_words: frozenset[str]
     content: frozenset[str]
@@ -115,6 +117,8 @@ def verify(query: str, remembered: str) -> Verdict:
     reasons = []
     if a.numbers != b.numbers:
         reasons.append(f"numbers differ: {_show(a.numbers)} vs {_show(b.numbers)}")
+    elif swapped := _swapped(a.counted, b.counted):
+        reasons.append(f"numbers count other things: {swapped}")
     if a.negated != b.negated:
         reasons.append("one is negated, the other not")
     if a.question_words and b.question_words and a.question_words != b.question_words:
@@ -144,6 +148,7 @@ def _parse(text: str) -> _Parsed:
     # A capital letter standing alone after the start is a symbol or initial ("symbol S"), not the word "s".
     symbols = {t.lower() for i, t in enumerate(raw_tokens) if i > 0 and len(t) == 1 and t.isupper()}
     numbers: Counter[int] = Counter()
+    counted: set[tuple[str, int]] = set()
     content: set[str] = set()
     negated = False
     question_words: set[str] = set()
@@ -166,10 +171,41 @@ def _parse(text: str) -> _Parsed:
         number = _number(bare)
         if number is not None:
             numbers[number] += 1
+            counted_word = _counted_word(words, index, symbols)
+            if counted_word is not None:
+                counted.add((counted_word, number))
             continue
         if bare not in _STOPWORDS or bare in symbols:
             content.add(_stem(bare))
-    return _Parsed(words, numbers, negated, frozenset(question_words), frozenset(content), names)
+    return _Parsed(words, numbers, frozenset(counted), negated, frozenset(question_words), frozenset(content), names)
+
+
+def _counted_word(words: tuple[str, ...], index: int, symbols: set[str]) -> str | None:
+    """The word a number at ``index`` counts: the content word just before it ("season 2"), else just after it
+    ("2nd season"); None when neither is one ("0-1")."""
+    for neighbour in (index - 1, index + 1):
+        if 0 <= neighbour < len(words):
+            word = words[neighbour]
+            if _number(word) is None and word not in _QUESTION_WORDS and (word not in _STOPWORDS or word in symbols):
+                return _stem(word)
+    return None
+
+
+def _swapped(a: frozenset[tuple[str, int]], b: frozenset[tuple[str, int]]) -> str:
+    """Where the same numbers count different things ("season 2 episode 3" / "season 3 episode 2"): the word
+    whose number differs, shown as "season 2 vs 3"; '' when none does."""
+    by_word_a: dict[str, set[int]] = {}
+    by_word_b: dict[str, set[int]] = {}
+    for word, number in a:
+        by_word_a.setdefault(word, set()).add(number)
+    for word, number in b:
+        by_word_b.setdefault(word, set()).add(number)
+    differing = [
+        f"{word} {'/'.join(map(str, sorted(by_word_a[word])))} vs {'/'.join(map(str, sorted(by_word_b[word])))}"
+        for word in sorted(by_word_a.keys() & by_word_b.keys())
+        if by_word_a[word] != by_word_b[word]
+    ]
+    return ", ".join(differing)
 
 
 def _number(word: str) -> int | None:

@@ -16,6 +16,8 @@ SAME = [
     ("who sings the song stuck in the middle with you", "who sings stuck in the middle with you"),  # filler
     ("the voice of jessie in toy story 2", "who does the voice of jessie in toy story 2"),  # no question word
     ("what is the fifth letter of the greek alphabet", "what is the 5th letter of the greek alphabet"),
+    ("what happens in season 2 episode 3", "what happens in the 3rd episode of the 2nd season"),  # reordered
+    ("who won the game 1-0", "who won the game 1 - 0"),
 ]
 
 DIFFERENT = [
@@ -35,6 +37,8 @@ DIFFERENT = [
     ("Which state has the lowest population?", "Which state has the lowest population in New England?", "names"),
     ("when does el señor de los cielos start", "when does the new season of el señor de los cielos start", "words"),
     ("Where is Washington?", "Where is Wellington?", "words replaced"),  # 3 edits apart: not a typo
+    ("what happens in season 2 episode 3", "what happens in season 3 episode 2", "count other things"),  # swapped
+    ("who dies in chapter 12 of book 7", "who dies in the 7th chapter of the 12th book", "count other things"),
 ]
 
 
