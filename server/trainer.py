@@ -210,8 +210,7 @@ def train(job_dir: Path) -> dict[str, Any]:
                 raise TrainingDivergedError(
                     f"training diverged: the loss is {loss.item()} at step {self.state.global_step + 1} "
                     f"(learning rate {job.lora.learning_rate}, {precision} on {'GPU' if on_gpu else 'CPU'}); "
-                    "a lower learning rate may help"
-                    + (", or train_precision fp32" if precision != "fp32" else "")
+                    "a lower learning rate may help" + (", or train_precision fp32" if precision != "fp32" else "")
                 )
             return (loss, outputs) if return_outputs else loss
 
