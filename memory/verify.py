@@ -192,20 +192,25 @@ def _counted_word(words: tuple[str, ...], index: int, symbols: set[str]) -> str 
 
 
 def _swapped(a: frozenset[tuple[str, int]], b: frozenset[tuple[str, int]]) -> str:
-    """Where the same numbers count different things ("season 2 episode 3" / "season 3 episode 2"): the word
-    whose number differs, shown as "season 2 vs 3"; '' when none does."""
-    by_word_a: dict[str, set[int]] = {}
-    by_word_b: dict[str, set[int]] = {}
-    for word, number in a:
-        by_word_a.setdefault(word, set()).add(number)
-    for word, number in b:
-        by_word_b.setdefault(word, set()).add(number)
-    differing = [
-        f"{word} {'/'.join(map(str, sorted(by_word_a[word])))} vs {'/'.join(map(str, sorted(by_word_b[word])))}"
+    """Where the same numbers count different things ("season 2 episode 3" / "season 3 episode 2"): each word
+    whose numbers differ, shown as "season 2 vs 3"; '' when none does."""
+    by_word_a, by_word_b = _numbers_by_word(a), _numbers_by_word(b)
+
+    def listed(numbers: Counter[int]) -> str:
+        return "/".join(map(str, _show(numbers)))
+
+    return ", ".join(
+        f"{word} {listed(by_word_a[word])} vs {listed(by_word_b[word])}"
         for word in sorted(by_word_a.keys() & by_word_b.keys())
         if by_word_a[word] != by_word_b[word]
-    ]
-    return ", ".join(differing)
+    )
+
+
+def _numbers_by_word(counted: frozenset[tuple[str, int]]) -> dict[str, Counter[int]]:
+    grouped: dict[str, Counter[int]] = {}
+    for word, number in counted:
+        grouped.setdefault(word, Counter())[number] += 1
+    return grouped
 
 
 def _number(word: str) -> int | None:

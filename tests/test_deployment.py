@@ -105,7 +105,7 @@ def deployment(
             port = free_port()
             url = f"http://127.0.0.1:{port}"
             # A round trains data-parallel in two gloo CPU processes (accelerate launch), gated through vLLM like
-            # test_learning_round.py's one-process round on the same facts and settings.
+            # test_learning_round.py's one-process round on the same facts.
             environment = mentee_environment(
                 shared_home,
                 **settings,
