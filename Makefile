@@ -18,11 +18,21 @@ $(STAMP): pyproject.toml scripts/install.sh
 demo: install
 	MENTEE_TEACHER_QA_FILE="$${MENTEE_TEACHER_QA_FILE:-$(CURDIR)/data/nq-open-dev.jsonl}" $(VENV)/bin/mentee ui $(UI_ARGS)
 
+# `make test` runs three tiers, each its own pytest run, so a broken commit fails in minutes: the fast tests first
+# (stopping at the first failure), then those on the tiny student (one shared vLLM, trainers, browsers), then the
+# real Gemma 3 270M. Each prints its slowest steps (setup and teardown included) and minutes per test file.
+FAST_TESTS := not vllm and not model and not train
+TINY_TESTS := (vllm or train) and not model
+GEMMA_TESTS := model
+TEST_REPORT := --durations=30
+
 test: install
-	$(PYTHON) -m pytest
+	$(PYTHON) -m pytest -x -m "$(FAST_TESTS)" $(TEST_REPORT)
+	$(PYTHON) -m pytest -m "$(TINY_TESTS)" $(TEST_REPORT)
+	$(PYTHON) -m pytest -m "$(GEMMA_TESTS)" $(TEST_REPORT)
 
 test-fast: install
-	$(PYTHON) -m pytest -m "not vllm and not model and not train"
+	$(PYTHON) -m pytest -m "$(FAST_TESTS)"
 
 lint: install
 	$(VENV)/bin/ruff check server memory ui tests bench

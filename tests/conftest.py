@@ -1,4 +1,6 @@
-"""Shared fixtures: an isolated mentee home, and the tiny random Gemma-3 student (built once per session)."""
+"""Shared fixtures: an isolated mentee home, the tiny random Gemma-3 student (built once per session), and the
+students' vLLM servers that a session starts once and shares (one per model), with a per-file time table at the
+end of the run."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -13,6 +16,7 @@ import pytest
 from tests.tiny_model import build_random_lora, build_tiny_gemma
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+_SHARED_STUDENTS = pytest.StashKey[list[str]]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -21,6 +25,24 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_TORCH_CACHE] = folder
     os.environ["TORCHINDUCTOR_CACHE_DIR"] = folder
     os.environ["GRADIO_TEMP_DIR"] = os.path.join(folder, "gradio")  # Gradio's files (uploads, edit history) too
+    config.stash[_SHARED_STUDENTS] = []
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Minutes per test file, setup and teardown included (a module's vLLM starts in a fixture's setup), slowest
+    first: where the suite's budget goes. The reports are the ones pytest's own --durations reads."""
+    seconds: dict[str, float] = {}
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            if isinstance(report, pytest.TestReport):
+                file = report.nodeid.split("::", 1)[0]
+                seconds[file] = seconds.get(file, 0.0) + report.duration
+    if not seconds:
+        return
+    terminalreporter.section("minutes per test file")
+    for file, spent in sorted(seconds.items(), key=lambda item: -item[1]):
+        terminalreporter.write_line(f"{spent / 60:7.2f}  {file}")
+    terminalreporter.write_line(f"{sum(seconds.values()) / 60:7.2f}  in all")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -73,3 +95,60 @@ def embedder():
     from mentee.memory.embedder import SentenceTransformerEmbedder
 
     return SentenceTransformerEmbedder()
+
+
+@contextmanager
+def _shared_student(home: Path, log_path: Path, config: pytest.Config, **settings: str) -> Iterator[str]:
+    """``mentee student serve`` (as deploy/compose.yaml runs the student) in ``home``: its URL while it runs."""
+    from tests.served import free_port, mentee_environment, mentee_process
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    environment = mentee_environment(home, **settings, MENTEE_VLLM_PORT=str(port))
+    with mentee_process(["student", "serve"], environment, log_path, health_url=url):
+        config.stash[_SHARED_STUDENTS].append(url)
+        try:
+            yield url
+        finally:
+            config.stash[_SHARED_STUDENTS].remove(url)
+
+
+@pytest.fixture(scope="session")
+def tiny_student_url(
+    tiny_model_dir: Path, session_home: Path, tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
+) -> Iterator[str]:
+    """One vLLM serving the tiny student for the whole session. Every test that only needs a student to answer
+    (and learn: LoRA adapters are loaded at run time) connects to it (``MENTEE_STUDENT_URL``, ``student_url``)
+    instead of paying for a start of its own; a test that kills, restarts or reconfigures vLLM starts its own
+    and says why. Adapters a module loaded are unloaded after it (``_shared_students_left_clean``)."""
+    log_path = tmp_path_factory.mktemp("shared-tiny-student") / "student.log"
+    with _shared_student(session_home, log_path, pytestconfig, MENTEE_STUDENT_MODEL=str(tiny_model_dir)) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def gemma_student_url(
+    gemma_home: Path, tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
+) -> Iterator[str]:
+    """One vLLM serving the real Gemma 3 270M (prepared in the shared Gemma home) for the session's Gemma tests
+    that only need it to answer and learn: ``mentee ask``, ``calibrate``, ``anchors build`` and a learning round."""
+    from mentee.server.models import prepare_embedded_student
+
+    model = prepare_embedded_student(gemma_home / "models")
+    log_path = tmp_path_factory.mktemp("shared-gemma-student") / "student.log"
+    with _shared_student(gemma_home, log_path, pytestconfig, MENTEE_STUDENT_MODEL=str(model)) as url:
+        yield url
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _shared_students_left_clean(pytestconfig: pytest.Config) -> Iterator[None]:
+    """After each module, the shared students serve no adapter it loaded: adapter names (``student-v1``, …) are
+    per mentee home, and the next module's home starts again at v1."""
+    yield
+    import httpx
+
+    for url in pytestconfig.stash[_SHARED_STUDENTS]:
+        models = httpx.get(f"{url}/v1/models", timeout=30).json()["data"]
+        for name in (m["id"] for m in models if m.get("parent")):
+            unloaded = httpx.post(f"{url}/v1/unload_lora_adapter", json={"lora_name": name}, timeout=30)
+            assert unloaded.status_code == 200, unloaded.text

@@ -120,14 +120,18 @@ def serving(
     answers: dict[str, str],
     rewrites: dict[str, str] | None = None,
     env: dict[str, str] | None = None,
+    student_url: str | None = None,
 ) -> Iterator[Served]:
     """``mentee serve`` on a free port with the tiny student, a teacher that knows ``answers``, both keys set;
-    stopped (and checked to leave no process behind) at the end."""
+    stopped (and checked to leave no process behind) at the end. With ``student_url`` (the session's shared tiny
+    student, ``tiny_student_url``) it connects to that vLLM; without, it starts and supervises its own."""
     link_vllm_caches(home, session_home)
     with running_teacher(answers=answers, rewrites=rewrites or {}, delay_s=3.0) as (teacher_url, handler):
         port = free_port()
-        # the test's own settings win
-        environment = mentee_environment(home, **{**tiny_student_settings(tiny_model_dir, teacher_url), **(env or {})})
+        settings = tiny_student_settings(tiny_model_dir, teacher_url)
+        if student_url is not None:
+            settings["MENTEE_STUDENT_URL"] = student_url
+        environment = mentee_environment(home, **{**settings, **(env or {})})  # the test's own settings win
         url = f"http://127.0.0.1:{port}"
         serve = ["serve", "--port", str(port)]
         with mentee_process(serve, environment, home / "serve.log", health_url=url) as process:

@@ -23,10 +23,13 @@ ANSWERS = {
 
 
 @pytest.fixture(scope="module")
-def served(tiny_model_dir: Path, session_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+def served(
+    tiny_model_dir: Path, session_home: Path, tiny_student_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Served]:
     rewrites = {"And its capital?": "What is the capital of Chile?"}
     home = tmp_path_factory.mktemp("serve-home")
-    with serving(home, tiny_model_dir, session_home, answers=ANSWERS, rewrites=rewrites) as running:
+    shared = {"student_url": tiny_student_url}
+    with serving(home, tiny_model_dir, session_home, answers=ANSWERS, rewrites=rewrites, **shared) as running:
         yield running
 
 

@@ -1,7 +1,8 @@
 """deploy/compose.yaml's services started as plain processes on loopback, as the compose file runs them: one
-Chroma server, one student vLLM (`mentee student serve`, tiny model), two API workers (`mentee serve`) sharing
-the memory, the student and the adapters folder. What worker A's teacher taught, worker B serves from memory;
-after a round through worker A (trained data-parallel in two accelerate processes), both serve the new adapter."""
+Chroma server, one student vLLM (`mentee student serve`, tiny model: the session's shared one, which conftest
+starts that way), two API workers (`mentee serve`) sharing the memory, the student and the adapters folder.
+What worker A's teacher taught, worker B serves from memory; after a round through worker A (trained
+data-parallel in two accelerate processes), both serve the new adapter."""
 
 from __future__ import annotations
 
@@ -82,24 +83,17 @@ def prepare_home(home: Path) -> None:
 
 @pytest.fixture(scope="module")
 def deployment(
-    tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path, session_home: Path
+    tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path, session_home: Path, tiny_student_url: str
 ) -> Iterator[list[Worker]]:
     root = tmp_path_factory.mktemp("deploy")
-    shared_home, student_home = root / "shared", root / "student"
-    for home in (shared_home, student_home):
-        link_vllm_caches(home, session_home)
+    shared_home = root / "shared"
+    link_vllm_caches(shared_home, session_home)
     prepare_home(shared_home)
     with ExitStack() as stack:
         chroma = ChromaServer(root / "chroma")
         stack.callback(chroma.stop)
         teacher_url, _ = stack.enter_context(running_teacher(answers=TAUGHT, rewrites={}, delay_s=0.0))
         settings = {**tiny_student_settings(tiny_model_dir, teacher_url), **LEARNING}
-        vllm_port = free_port()
-        student_env = mentee_environment(student_home, **settings, MENTEE_VLLM_PORT=str(vllm_port))
-        student_url = f"http://127.0.0.1:{vllm_port}"
-        stack.enter_context(
-            mentee_process(["student", "serve"], student_env, root / "student.log", health_url=student_url)
-        )
         workers = []
         for name in ("a", "b"):
             port = free_port()
@@ -109,7 +103,7 @@ def deployment(
             environment = mentee_environment(
                 shared_home,
                 **settings,
-                MENTEE_STUDENT_URL=student_url,
+                MENTEE_STUDENT_URL=tiny_student_url,
                 MENTEE_CHROMA_URL=chroma.url,
                 MENTEE_TRAIN_PROCESSES="2",
             )

@@ -1,4 +1,7 @@
-"""End to end with the real embedded student (Gemma 3 270M), as a user runs it from the README."""
+"""End to end with the real embedded student (Gemma 3 270M), as a user runs it from the README. `make demo` starts
+everything itself; `mentee ask` and `calibrate` ask the session's shared Gemma vLLM (``MENTEE_STUDENT_URL``, as a
+user with `mentee student serve` running would), so the suite pays for the real model's start-up twice, not four
+times."""
 
 from __future__ import annotations
 
@@ -58,17 +61,6 @@ def test_model_prepare_prints_the_folder_and_is_idempotent(gemma_env: dict[str, 
     assert again.stdout == first.stdout
 
 
-def test_ask_capital_of_france(gemma_env: dict[str, str]) -> None:
-    ask = next(c for c in readme_commands() if "mentee ask" in c)
-    result = subprocess.run(ask, shell=True, cwd=REPO_ROOT, env=gemma_env, capture_output=True, text=True, timeout=900)
-    assert result.returncode == 0, result.stderr[-3000:]
-    answer = json.loads(result.stdout)
-    assert "paris" in answer["answer"].lower()
-    assert answer["source"] == "student"
-    assert 0.0 < answer["confidence"] <= 1.0
-    assert answer["adapter"] is None
-
-
 def test_make_demo_serves_the_ui_with_the_student(gemma_env: dict[str, str], tmp_path: Path) -> None:
     """`make demo` starts the student, the API and the UI; a question asked in the UI gets the student's answer
     with its source; Ctrl-C stops all of it."""
@@ -116,6 +108,18 @@ def test_make_demo_serves_the_ui_with_the_student(gemma_env: dict[str, str], tmp
     assert not alive, f"make demo left processes behind: {alive}"
 
 
+def test_ask_capital_of_france(gemma_env: dict[str, str], gemma_student_url: str) -> None:
+    ask = next(c for c in readme_commands() if "mentee ask" in c)
+    env = {**gemma_env, "MENTEE_STUDENT_URL": gemma_student_url}
+    result = subprocess.run(ask, shell=True, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    answer = json.loads(result.stdout)
+    assert "paris" in answer["answer"].lower()
+    assert answer["source"] == "student"
+    assert 0.0 < answer["confidence"] <= 1.0
+    assert answer["adapter"] is None
+
+
 EASY = [
     ("What is the capital of France?", ["Paris"]),
     ("What is the capital of Japan?", ["Tokyo"]),
@@ -130,7 +134,7 @@ EASY = [
 ]
 
 
-def test_calibrate_on_real_questions(gemma_env: dict[str, str], tmp_path: Path) -> None:
+def test_calibrate_on_real_questions(gemma_env: dict[str, str], gemma_student_url: str, tmp_path: Path) -> None:
     # Easy questions the base student knows, and real NQ questions it mostly does not.
     nq = [json.loads(line) for line in (REPO_ROOT / "data" / "nq-open-dev.jsonl").read_text().splitlines()[:10]]
     rows = [{"question": q, "answers": a} for q, a in EASY] + nq
@@ -138,7 +142,7 @@ def test_calibrate_on_real_questions(gemma_env: dict[str, str], tmp_path: Path) 
     qa_file.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     result = subprocess.run(
         [MENTEE, "calibrate", str(qa_file), "--json"],
-        env=gemma_env,
+        env={**gemma_env, "MENTEE_STUDENT_URL": gemma_student_url},
         capture_output=True,
         text=True,
         timeout=1200,

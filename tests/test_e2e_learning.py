@@ -32,12 +32,12 @@ KNOWN = REPO_ROOT / "data" / "gemma-3-270m-known.jsonl"
 
 
 @pytest.fixture(scope="module")
-def mentee(gemma_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mentee]:
+def mentee(gemma_home: Path, gemma_student_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mentee]:
     model = prepare_embedded_student(gemma_home / "models")
     home = tmp_path_factory.mktemp("learning-home")
-    if (gemma_home / "vllm").is_dir():
-        (home / "vllm").symlink_to(gemma_home / "vllm")  # vLLM's compile cache from the other Gemma tests
-    env = {"MENTEE_HOME": str(home), "MENTEE_STUDENT_MODEL": str(model)}
+    # The session's shared Gemma vLLM (test_e2e_gemma's `make demo` starts one of its own), with the model folder
+    # for the trainer.
+    env = {"MENTEE_HOME": str(home), "MENTEE_STUDENT_MODEL": str(model), "MENTEE_STUDENT_URL": gemma_student_url}
     anchors = subprocess.run(
         [MENTEE, "anchors", "build", str(KNOWN), "--check-share", "0.6"],
         env={**{k: v for k, v in os.environ.items() if not k.startswith("MENTEE_")}, **env},
@@ -49,6 +49,7 @@ def mentee(gemma_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     settings = load_settings(
         home=home,
         student_model=str(model),
+        student_url=gemma_student_url,
         teacher_qa_file=str(NQ),
         confidence_threshold=1.0,  # the base student never answers NQ alone (calibration finds no threshold)
     )

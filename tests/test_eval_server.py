@@ -32,7 +32,11 @@ PARAPHRASES = {
 
 
 def test_eval_replays_a_stream_learns_and_reports(
-    tiny_model_dir: Path, session_home: Path, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+    tiny_model_dir: Path,
+    session_home: Path,
+    tiny_student_url: str,
+    tmp_path: Path,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     home = tmp_path_factory.mktemp("eval-home")  # short: vLLM's IPC socket paths live under it (107 characters)
     facts = [(f"Where is the {n}?", f"the {a} {n}") for n, a in (("fox", "brown"), ("dog", "lazy"), ("cat", "red"))]
@@ -44,7 +48,8 @@ def test_eval_replays_a_stream_learns_and_reports(
     pairs.write_text("".join(json.dumps({"q1": q1, "q2": q2}) + "\n" for q1, q2 in PARAPHRASES.items()))
     teacher_knows = {**ANSWERS, **{q2: ANSWERS[q1] for q1, q2 in PARAPHRASES.items()}}
     out = tmp_path / "report"
-    with serving(home, tiny_model_dir, session_home, answers=teacher_knows, env=LEARNING) as served:
+    shared = {"env": LEARNING, "student_url": tiny_student_url}
+    with serving(home, tiny_model_dir, session_home, answers=teacher_knows, **shared) as served:
         env = {k: v for k, v in os.environ.items() if not k.startswith("MENTEE_")}
         env.update(
             MENTEE_HOME=str(home),  # the server's home: --anchors held-out reads its check anchors

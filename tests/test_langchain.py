@@ -49,10 +49,10 @@ def test_switches_and_messages_become_the_request() -> None:
 
 @pytest.fixture(scope="module")
 def langchain_server(
-    tiny_model_dir: Path, session_home: Path, tmp_path_factory: pytest.TempPathFactory
+    tiny_model_dir: Path, session_home: Path, tiny_student_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Served]:
     home = tmp_path_factory.mktemp("langchain-serve-home")
-    with serving(home, tiny_model_dir, session_home, answers=ANSWERS) as served:
+    with serving(home, tiny_model_dir, session_home, answers=ANSWERS, student_url=tiny_student_url) as served:
         TestChatMenteeIntegration.url = served.url
         yield served
 
@@ -99,8 +99,16 @@ def test_memory_retriever_returns_remembered_items(tmp_path: Path, embedder: Emb
 
 
 @pytest.mark.vllm
-def test_local_chat_mentee_learns_from_a_langchain_teacher(tmp_path: Path, tiny_model_dir: Path) -> None:
-    settings = load_settings(home=tmp_path, student_model=str(tiny_model_dir), max_tokens=8, confidence_threshold=0.999)
+def test_local_chat_mentee_learns_from_a_langchain_teacher(
+    tmp_path: Path, tiny_model_dir: Path, tiny_student_url: str
+) -> None:
+    settings = load_settings(
+        home=tmp_path,
+        student_model=str(tiny_model_dir),
+        student_url=tiny_student_url,  # a Mentee starting its own vLLM: test_learning_round's second worker
+        max_tokens=8,
+        confidence_threshold=0.999,
+    )
     with LocalChatMentee(settings=settings, teacher_model=FakeListChatModel(responses=["Lima"])) as chat:
         first = chat.invoke("What is the capital of Peru?")
         assert first.content == "Lima" and first.response_metadata["mentee"]["source"] == "teacher"

