@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from mentee.memory.embedder import Embedder, SentenceTransformerEmbedder
-from mentee.memory.store import Memory, RecordNotFoundError
+from mentee.memory.store import Memory, MemoryStoreError, RecordNotFoundError
 from mentee.server.config import load_settings
 from mentee.server.errors import InvalidRequestError
 
@@ -258,6 +258,43 @@ def test_concurrent_use_in_one_process(memory: Memory) -> None:
     assert errors == []
     assert memory.count() == 60
     assert memory.stats()["served"] == 60
+
+
+def test_a_transient_chroma_reader_error_is_retried_and_a_lasting_one_is_a_store_error(
+    memory: Memory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Seen once under 16 concurrent clients (tests/test_load.py): a query while the vector segment was written.
+    import mentee.memory.store as store
+
+    pauses: list[float] = []
+    monkeypatch.setattr(store.time, "sleep", pauses.append)
+    transient = "Error executing plan: Internal error: Error creating hnsw segment reader: Nothing found on disk"
+    failures = iter([RuntimeError(transient)])
+
+    def query_failing_once(**kwargs: object) -> str:
+        failure = next(failures, None)
+        if failure is not None:
+            raise failure
+        return "answered"
+
+    assert memory._call(query_failing_once, n_results=1) == "answered"
+    assert pauses == [0.05]
+
+    def query_failing_always(**kwargs: object) -> str:
+        raise RuntimeError(transient)
+
+    pauses.clear()
+    with pytest.raises(MemoryStoreError, match="hnsw segment reader"):
+        memory._call(query_failing_always)
+    assert len(pauses) == 3  # bounded: a lasting failure is a 503 within a second
+
+    def query_failing_otherwise(**kwargs: object) -> str:
+        raise RuntimeError("disk full")
+
+    pauses.clear()
+    with pytest.raises(MemoryStoreError, match="disk full"):
+        memory._call(query_failing_otherwise)
+    assert pauses == []  # only the known transient error is asked again
 
 
 class _ShiftedEmbedder(Embedder):
