@@ -546,20 +546,27 @@ class Memory:
             self._client.delete_collection(other.name)
 
     def _call(self, method: Callable[..., Any], /, **kwargs: Any) -> Any:
-        for pause_s in (*_TRANSIENT_RETRY_PAUSES_S, None):
-            try:
-                return method(**kwargs)
-            except (InvalidRequestError, RecordNotFoundError):
-                raise
-            except Exception as e:
-                if pause_s is not None and _TRANSIENT in str(e):
-                    # Every call mentee makes is idempotent (query, get, upsert, update, delete by id).
-                    logger.warning("the memory's Chroma store: %s; trying again in %.2f s", e, pause_s)
-                    time.sleep(pause_s)
-                    continue
-                msg = f"the memory's Chroma store ({self.location}) failed: {e}"
-                raise MemoryStoreError(msg) from e
-        raise AssertionError("unreachable: the last attempt returns or raises")
+        import tenacity
+
+        # Every call mentee makes is idempotent (query, get, upsert, update, delete by id): asking again is safe.
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(len(_TRANSIENT_RETRY_PAUSES_S) + 1),
+            wait=tenacity.wait_chain(*(tenacity.wait_fixed(pause) for pause in _TRANSIENT_RETRY_PAUSES_S)),
+            retry=tenacity.retry_if_exception(lambda e: _TRANSIENT in str(e)),
+            before_sleep=lambda state: logger.warning(
+                "the memory's Chroma store: %s; trying again in %.2f s",
+                state.outcome.exception() if state.outcome else None,
+                state.next_action.sleep if state.next_action else 0.0,
+            ),
+            reraise=True,
+        )
+        try:
+            return retrying(method, **kwargs)
+        except (InvalidRequestError, RecordNotFoundError):
+            raise
+        except Exception as e:
+            msg = f"the memory's Chroma store ({self.location}) failed: {e}"
+            raise MemoryStoreError(msg) from e
 
 
 def _connect(path: str | Path | None, url: str) -> ClientAPI:

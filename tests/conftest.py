@@ -10,13 +10,17 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.tiny_model import build_random_lora, build_tiny_gemma
 
+if TYPE_CHECKING:
+    from mentee.server.student import Student
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
-_SHARED_STUDENTS = pytest.StashKey[list[str]]()
+_SHARED_STUDENTS = pytest.StashKey[list["Student"]]()  # a client of each shared vLLM, for cleaning it up
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -100,17 +104,22 @@ def embedder():
 @contextmanager
 def _shared_student(home: Path, log_path: Path, config: pytest.Config, **settings: str) -> Iterator[str]:
     """``mentee student serve`` (as deploy/compose.yaml runs the student) in ``home``: its URL while it runs."""
+    from mentee.server.config import load_settings
+    from mentee.server.student import Student
     from tests.served import free_port, mentee_environment, mentee_process
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     environment = mentee_environment(home, **settings, MENTEE_VLLM_PORT=str(port))
-    with mentee_process(["student", "serve"], environment, log_path, health_url=url):
-        config.stash[_SHARED_STUDENTS].append(url)
+    with (
+        mentee_process(["student", "serve"], environment, log_path, health_url=url),
+        Student(load_settings(home=home, student_url=url)) as client,
+    ):
+        config.stash[_SHARED_STUDENTS].append(client)
         try:
             yield url
         finally:
-            config.stash[_SHARED_STUDENTS].remove(url)
+            config.stash[_SHARED_STUDENTS].remove(client)
 
 
 @pytest.fixture(scope="session")
@@ -145,10 +154,6 @@ def _shared_students_left_clean(pytestconfig: pytest.Config) -> Iterator[None]:
     """After each module, the shared students serve no adapter it loaded: adapter names (``student-v1``, …) are
     per mentee home, and the next module's home starts again at v1."""
     yield
-    import httpx
-
-    for url in pytestconfig.stash[_SHARED_STUDENTS]:
-        models = httpx.get(f"{url}/v1/models", timeout=30).json()["data"]
-        for name in (m["id"] for m in models if m.get("parent")):
-            unloaded = httpx.post(f"{url}/v1/unload_lora_adapter", json={"lora_name": name}, timeout=30)
-            assert unloaded.status_code == 200, unloaded.text
+    for student in pytestconfig.stash[_SHARED_STUDENTS]:
+        for name in student.adapters():
+            student.unload_adapter(name)  # a StudentError if vLLM refuses
