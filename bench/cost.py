@@ -106,7 +106,7 @@ def main() -> None:
     report_path, turns_path = args.eval_folder / "report.json", args.eval_folder / "turns.jsonl"
     if not report_path.is_file() or not turns_path.is_file():
         parser.error(f"{args.eval_folder} holds no report.json and turns.jsonl (run `mentee eval --out` first)")
-    from mentee.server.config import load_settings
+    from mentee.server.core.config import load_settings
 
     settings = load_settings()
     price_in = settings.teacher_price_in_per_mtok if args.price_in is None else args.price_in

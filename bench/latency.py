@@ -32,8 +32,8 @@ from typing import Any
 import openai
 from loop import free_port  # bench/ is on the path when run as a script
 
-from mentee.server.client import wait_until_healthy
-from mentee.server.errors import MenteeError
+from mentee.server.clients.http import wait_until_healthy
+from mentee.server.core.errors import MenteeError
 
 REPO = Path(__file__).resolve().parent.parent
 NQ = REPO / "data" / "nq-open-dev.jsonl"

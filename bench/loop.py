@@ -33,9 +33,9 @@ import httpx
 import openai
 from tqdm import tqdm
 
-from mentee.server.calibration import is_correct
-from mentee.server.client import wait_until_healthy
-from mentee.server.errors import MenteeError
+from mentee.server.clients.http import wait_until_healthy
+from mentee.server.core.answers import is_correct
+from mentee.server.core.errors import MenteeError
 
 REPO = Path(__file__).resolve().parent.parent
 NQ = REPO / "data" / "nq-open-dev.jsonl"

@@ -38,7 +38,7 @@ def log(message: str) -> None:
 
 
 def prompts(settings: Any, model_dir: str) -> list[str]:
-    from mentee.server.prompting import ChatMessage, detect_prompt_format, prompt_format
+    from mentee.server.student.prompting import ChatMessage, detect_prompt_format, prompt_format
 
     rows = [json.loads(line) for line in NQ.read_text().splitlines()[:CONCURRENT]]
     chosen = settings.prompt_format
@@ -52,7 +52,7 @@ def prompts(settings: Any, model_dir: str) -> list[str]:
 def vllm_figures(settings: Any, texts: list[str], tokens: int, repeats: int) -> dict[str, Any]:
     import openai
 
-    from mentee.server.student import Student
+    from mentee.server.student.client import Student
 
     with Student(settings) as student:
         client = openai.OpenAI(base_url=f"{student.url}/v1", api_key="not-needed", max_retries=0, timeout=600)
@@ -153,8 +153,8 @@ def main() -> None:
     if args.tokens < 1 or args.repeats < 1:
         parser.error(f"--tokens and --repeats must be at least 1, got {args.tokens} and {args.repeats}")
 
-    from mentee.server.config import load_settings
-    from mentee.server.models import prepare_embedded_student
+    from mentee.server.core.config import load_settings
+    from mentee.server.student.models import prepare_embedded_student
 
     settings = load_settings()
     model_dir = settings.student_model or str(prepare_embedded_student(settings.models_dir))

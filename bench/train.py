@@ -72,8 +72,8 @@ def reset(mentee: Any) -> None:
 
 
 def run_trial(mentee: Any, base_settings: Any, setup: str, rows: list[dict[str, Any]], paraphrases: dict) -> dict:
-    from mentee.server.calibration import is_correct
-    from mentee.server.router import NoSourceError, Switches
+    from mentee.server.core.answers import is_correct
+    from mentee.server.serving.router import NoSourceError, Switches
 
     teacher = mentee.guarded_teacher
     if setup == "rationale" and teacher.explain(rows[0]["question"], rows[0]["answers"][0]) is None:
@@ -130,7 +130,7 @@ def run_trial(mentee: Any, base_settings: Any, setup: str, rows: list[dict[str, 
 def swap_under_load(mentee: Any, version: str, questions: list[str]) -> dict[str, Any]:
     """Unload the adapter, then activate it again while ``CLIENTS`` clients keep asking: the swap's latency and the
     requests that failed."""
-    from mentee.server.router import NoSourceError, Switches
+    from mentee.server.serving.router import NoSourceError, Switches
 
     alone = Switches(memory=False, teacher=False, learn=False)
     stop = threading.Event()
@@ -202,9 +202,9 @@ def main() -> None:
 
 
 def run(home: Path, sizes: list[int], setups: list[str], setup_size: int, out: Path | None) -> dict[str, Any]:
-    from mentee.server.config import load_settings
-    from mentee.server.models import prepare_embedded_student
+    from mentee.server.core.config import load_settings
     from mentee.server.service import Mentee
+    from mentee.server.student.models import prepare_embedded_student
 
     model = Path(os.environ["MENTEE_STUDENT_MODEL"]) if os.environ.get("MENTEE_STUDENT_MODEL") else None
     model = model or prepare_embedded_student(home / "models")

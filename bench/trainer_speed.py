@@ -5,7 +5,7 @@ Run: ``.venv/bin/python bench/trainer_speed.py [--model DIR] [--examples 200] [-
 ``$MENTEE_HOME``). ``--random-weights`` keeps the model's shape and tokenizer but initialises the weights at random
 (for a machine where the weights cannot be brought: the timings hold, the recall does not mean anything).
 
-It runs mentee's own trainer process (``python -m mentee.server.trainer``) on ``--examples`` NQ questions with
+It runs mentee's own trainer process (``python -m mentee.server.learning.trainer``) on ``--examples`` NQ questions with
 their first accepted answer, exactly as a learning round does (the student's prompt format, loss on the answer,
 the default LoRA settings), then loads the adapter with peft on the same device and asks the taught questions
 greedily: the share answered with the taught answer. Progress on stderr; one final JSON line on stdout.
@@ -50,9 +50,9 @@ def recall(model: Path, adapter: Path, examples: list[dict[str, Any]], prompt_fo
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from mentee.server.calibration import is_correct
-    from mentee.server.dataset import training_pair
-    from mentee.server.prompting import prompt_format
+    from mentee.server.core.answers import is_correct
+    from mentee.server.learning.dataset import training_pair
+    from mentee.server.student.prompting import prompt_format
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     tokenizer = AutoTokenizer.from_pretrained(model)
@@ -95,11 +95,11 @@ def main() -> None:
 
     import torch
 
-    from mentee.server.trainer import RESULT, LoraSettings, TrainingJob
+    from mentee.server.learning.trainer import RESULT, LoraSettings, TrainingJob
 
     model = args.model
     if model is None:
-        from mentee.server.models import prepare_embedded_student
+        from mentee.server.student.models import prepare_embedded_student
 
         home = args.home or Path(os.environ.get("MENTEE_HOME", Path.home() / ".mentee"))
         model = prepare_embedded_student(home / "models")
@@ -117,7 +117,7 @@ def main() -> None:
         TrainingJob(str(model), args.prompt_format, examples, lora).write(job_dir)
         log(f"training {len(examples)} examples x {args.epochs} epochs on {model}")
         started = time.perf_counter()
-        run = subprocess.run([sys.executable, "-m", "mentee.server.trainer", str(job_dir)])
+        run = subprocess.run([sys.executable, "-m", "mentee.server.learning.trainer", str(job_dir)])
         wall = time.perf_counter() - started
         if run.returncode != 0:  # a diverged round (exit 3) is a result too: reported, not a traceback
             print(

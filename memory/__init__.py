@@ -1,4 +1,4 @@
-"""mentee's memory of taught answers: Chroma, mentee's own embeddings, and verified hits.
+"""mentee's memory of taught answers: Chroma, mentee's own embeddings, verified hits, and a LangChain retriever.
 
 Public names are imported lazily, so ``import mentee.memory`` stays fast.
 """
@@ -7,19 +7,21 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from mentee.server.lazy import lazy_attributes
+from ..server.core.lazy import lazy_attributes
 
 if TYPE_CHECKING:
-    from mentee.memory.embedder import Embedder, SentenceTransformerEmbedder
-    from mentee.memory.records import MemoryRecord
-    from mentee.memory.store import Hit, Memory, MemoryStoreError, RecordNotFoundError
-    from mentee.memory.verify import Verdict, verify
+    from .embedder import Embedder, SentenceTransformerEmbedder
+    from .records import MemoryRecord
+    from .retriever import MemoryRetriever
+    from .store import Hit, Memory, MemoryStoreError, RecordNotFoundError
+    from .verify import Verdict, verify
 
 _EXPORTS = {
     "Embedder": "mentee.memory.embedder",
     "Hit": "mentee.memory.store",
     "Memory": "mentee.memory.store",
     "MemoryRecord": "mentee.memory.records",
+    "MemoryRetriever": "mentee.memory.retriever",
     "MemoryStoreError": "mentee.memory.store",
     "RecordNotFoundError": "mentee.memory.store",
     "SentenceTransformerEmbedder": "mentee.memory.embedder",
@@ -32,6 +34,7 @@ __all__ = [
     "Hit",
     "Memory",
     "MemoryRecord",
+    "MemoryRetriever",
     "MemoryStoreError",
     "RecordNotFoundError",
     "SentenceTransformerEmbedder",

@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
 
-from mentee.server.errors import ConfigError
+from ..server.core.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ import re
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
-from mentee.server.errors import InvalidRequestError
+from ..server.core.errors import InvalidRequestError
 
 Trust = Literal["teacher", "human"]
 TRUST_LEVELS: dict[str, int] = {"teacher": 0, "human": 1}  # a person's correction outranks a teacher's answer

@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import urlparse
 
-from mentee.memory.embedder import Embedder, SentenceTransformerEmbedder
-from mentee.memory.records import (
+from ..server.core.errors import InvalidRequestError, MenteeError
+from .embedder import Embedder, SentenceTransformerEmbedder
+from .records import (
     MAX_ANSWER_CHARS,
     MAX_QUESTION_CHARS,
     MAX_SOURCE_CHARS,
@@ -31,14 +32,13 @@ from mentee.memory.records import (
     check_trust,
     record_id,
 )
-from mentee.memory.verify import Verdict, verify
-from mentee.server.errors import InvalidRequestError, MenteeError
+from .verify import Verdict, verify
 
 if TYPE_CHECKING:
     from chromadb.api import ClientAPI
     from chromadb.api.models.Collection import Collection
 
-    from mentee.server.config import Settings
+    from ..server.core.config import Settings
 
 logger = logging.getLogger(__name__)
 

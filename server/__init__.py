@@ -7,48 +7,48 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from mentee.server.lazy import lazy_attributes
+from .core.lazy import lazy_attributes
 
 if TYPE_CHECKING:
-    from mentee.server.api import create_app
-    from mentee.server.config import Settings, load_settings
-    from mentee.server.errors import (
+    from ..memory.retriever import MemoryRetriever
+    from .api.app import create_app
+    from .clients.langchain_chat import ChatMentee
+    from .clients.local_chat import LocalChatMentee
+    from .core.config import Settings, load_settings
+    from .core.errors import (
         ConfigError,
         InvalidRequestError,
         MenteeError,
         ModelPrepareError,
         StudentError,
     )
-    from mentee.server.langchain_chat import ChatMentee
-    from mentee.server.local_chat import LocalChatMentee
-    from mentee.server.models import prepare_embedded_student
-    from mentee.server.prompting import ChatMessage
-    from mentee.server.retriever import MemoryRetriever
-    from mentee.server.router import RoutedAnswer, Switches
-    from mentee.server.service import Mentee
-    from mentee.server.student import Generation, StreamChunk, Student, TokenLogprob
+    from .service import Mentee
+    from .serving.router import RoutedAnswer, Switches
+    from .student.client import Generation, StreamChunk, Student, TokenLogprob
+    from .student.models import prepare_embedded_student
+    from .student.prompting import ChatMessage
 
 _EXPORTS = {
-    "ChatMentee": "mentee.server.langchain_chat",
-    "ChatMessage": "mentee.server.prompting",
-    "ConfigError": "mentee.server.errors",
-    "Generation": "mentee.server.student",
-    "InvalidRequestError": "mentee.server.errors",
-    "LocalChatMentee": "mentee.server.local_chat",
+    "ChatMentee": "mentee.server.clients.langchain_chat",
+    "ChatMessage": "mentee.server.student.prompting",
+    "ConfigError": "mentee.server.core.errors",
+    "Generation": "mentee.server.student.client",
+    "InvalidRequestError": "mentee.server.core.errors",
+    "LocalChatMentee": "mentee.server.clients.local_chat",
     "Mentee": "mentee.server.service",
-    "MemoryRetriever": "mentee.server.retriever",
-    "MenteeError": "mentee.server.errors",
-    "ModelPrepareError": "mentee.server.errors",
-    "RoutedAnswer": "mentee.server.router",
-    "Settings": "mentee.server.config",
-    "StreamChunk": "mentee.server.student",
-    "Student": "mentee.server.student",
-    "StudentError": "mentee.server.errors",
-    "Switches": "mentee.server.router",
-    "TokenLogprob": "mentee.server.student",
-    "create_app": "mentee.server.api",
-    "load_settings": "mentee.server.config",
-    "prepare_embedded_student": "mentee.server.models",
+    "MemoryRetriever": "mentee.memory.retriever",
+    "MenteeError": "mentee.server.core.errors",
+    "ModelPrepareError": "mentee.server.core.errors",
+    "RoutedAnswer": "mentee.server.serving.router",
+    "Settings": "mentee.server.core.config",
+    "StreamChunk": "mentee.server.student.client",
+    "Student": "mentee.server.student.client",
+    "StudentError": "mentee.server.core.errors",
+    "Switches": "mentee.server.serving.router",
+    "TokenLogprob": "mentee.server.student.client",
+    "create_app": "mentee.server.api.app",
+    "load_settings": "mentee.server.core.config",
+    "prepare_embedded_student": "mentee.server.student.models",
 }
 
 __all__ = [

@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from mentee.server.errors import ConfigError, MenteeError
+from .core.errors import ConfigError, MenteeError
 
 if TYPE_CHECKING:
-    from mentee.server.config import Settings
-    from mentee.server.router import RoutedAnswer
-    from mentee.server.service import Mentee
-    from mentee.server.student import Student
+    from .core.config import Settings
+    from .service import Mentee
+    from .serving.router import RoutedAnswer
+    from .student.client import Student
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ def _configure_logging(level: int) -> None:
 def _settings(ctx: typer.Context) -> Settings:
     import os
 
-    from mentee.server.config import load_settings
+    from .core.config import load_settings
 
     options: _Options = ctx.obj
     settings = load_settings(options.config_file)
@@ -87,7 +87,7 @@ def _say(message: str) -> None:
 @app.command("config")
 def config_command(ctx: typer.Context) -> None:
     """Show the effective configuration (TOML, each setting with its help; secrets masked)."""
-    from mentee.server.config import describe_settings
+    from .core.config import describe_settings
 
     typer.echo(describe_settings(_settings(ctx)), nl=False)
 
@@ -98,7 +98,7 @@ def model_prepare(
     force: Annotated[bool, typer.Option("--force", help="Rebuild even if the folder is complete.")] = False,
 ) -> None:
     """Turn the packaged Gemma 3 270M into a Hugging Face folder in mentee's home (once); print the folder."""
-    from mentee.server.models import prepare_embedded_student
+    from .student.models import prepare_embedded_student
 
     settings = _settings(ctx)
     if settings.student_model:
@@ -110,7 +110,7 @@ def model_prepare(
 
 
 def _start_student(settings: Settings) -> Student:
-    from mentee.server.student import Student
+    from .student.client import Student
 
     if not settings.student_url:
         _say("starting the student (vLLM; about a minute on a CPU)...")
@@ -118,7 +118,7 @@ def _start_student(settings: Settings) -> Student:
 
 
 def _start_mentee(settings: Settings, *, adapter: str | None = None) -> Mentee:
-    from mentee.server.service import Mentee
+    from .service import Mentee
 
     if not settings.student_url:
         _say("starting the student (vLLM; about a minute on a CPU)...")
@@ -171,8 +171,8 @@ def ask_command(
     learn: Annotated[bool, typer.Option("--learn/--no-learn", help="Remember the teacher's answer.")] = True,
 ) -> None:
     """Answer one question through the whole loop: memory, then the student, then the teacher."""
-    from mentee.server.router import Switches
-    from mentee.server.student import as_conversation
+    from .serving.router import Switches
+    from .student.client import as_conversation
 
     as_conversation(question)  # a bad question fails before a minute of start-up
     settings = _settings(ctx)
@@ -194,7 +194,7 @@ def _describe_source(routed: RoutedAnswer) -> str:
 @app.command("chat")
 def chat_command(ctx: typer.Context) -> None:
     """Chat in the terminal through the whole loop (/reset forgets the conversation, /quit or Ctrl-D leaves)."""
-    from mentee.server.prompting import ChatMessage
+    from .student.prompting import ChatMessage
 
     settings = _settings(ctx)
     with _start_mentee(settings) as mentee:
@@ -243,8 +243,8 @@ def calibrate_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the calibration as JSON.")] = False,
 ) -> None:
     """Measure the student's correctness against its confidence and pick its threshold (saved in the home)."""
-    from mentee.server.calibration import choose_threshold, measure, save_calibration
-    from mentee.server.teachers.reference import read_qa_file
+    from .core.qa_files import read_qa_file
+    from .serving.calibration import choose_threshold, measure, save_calibration
 
     rows = read_qa_file(qa_file)
     settings = _settings(ctx)
@@ -288,7 +288,7 @@ def serve_command(
     """Serve the OpenAI-compatible API (model `mentee`): starts the student's vLLM, opens the memory and the teacher."""
     import uvicorn
 
-    from mentee.server.api import create_app
+    from .api.app import create_app
 
     settings = _settings(ctx)
     host = host or settings.api_host
@@ -324,8 +324,8 @@ def ui_command(
     auth = _ui_auth(host)
     with contextlib.ExitStack() as stack:
         url = server or stack.enter_context(_serving_here(ctx, settings))
-        from mentee.server.client import MenteeClient
-        from mentee.ui.app import launch
+        from ..ui.app import launch
+        from .clients.http import MenteeClient
 
         client = MenteeClient(
             url,
@@ -364,8 +364,8 @@ def _serving_here(ctx: typer.Context, settings: Settings) -> Iterator[str]:
     import socket
     import subprocess
 
-    from mentee.server.client import wait_until_healthy
-    from mentee.server.vllm_server import die_with_parent
+    from .clients.http import wait_until_healthy
+    from .core.processes import die_with_parent
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -428,8 +428,8 @@ def anchors_build(
     """Ask the base student a QA file's questions; keep those it gets right as anchors (replay / held-out check)."""
     from tqdm import tqdm
 
-    from mentee.server.dataset import build_anchors, save_anchors
-    from mentee.server.teachers.reference import read_qa_file
+    from .core.qa_files import read_qa_file
+    from .learning.dataset import build_anchors, save_anchors
 
     rows = read_qa_file(qa_file)
     settings = _settings(ctx)
@@ -560,7 +560,8 @@ def eval_command(
 
     from tqdm import tqdm
 
-    from mentee.server.evaluation import (
+    from .core.qa_files import read_qa_file
+    from .eval.run import (
         EvalFolder,
         EvalOptions,
         Evaluation,
@@ -570,8 +571,7 @@ def eval_command(
         load_paraphrases,
         write_plots,
     )
-    from mentee.server.teachers import make_teacher
-    from mentee.server.teachers.reference import read_qa_file
+    from .teachers import make_teacher
 
     settings = _settings(ctx)
     options = EvalOptions(
@@ -605,7 +605,7 @@ def eval_command(
     folder = EvalFolder(out or Path(f"mentee-eval-{time.strftime('%Y%m%d-%H%M%S')}"))
     with contextlib.ExitStack() as stack:
         if server is not None:
-            from mentee.server.client import MenteeClient
+            from .clients.http import MenteeClient
 
             client = MenteeClient(
                 server,
@@ -657,8 +657,8 @@ def eval_command(
 
 
 def _eval_anchors(choice: str | None, settings: Settings) -> list[dict[str, Any]]:
-    from mentee.server.dataset import load_anchors
-    from mentee.server.teachers.reference import read_qa_file
+    from .core.qa_files import read_qa_file
+    from .learning.dataset import load_anchors
 
     if choice is not None and choice != "held-out":
         return read_qa_file(Path(choice))
@@ -675,8 +675,8 @@ def _in_process_client(stack: contextlib.ExitStack, settings: Settings) -> Any:
     """A client of this process's own mentee (the API app without a socket)."""
     from fastapi.testclient import TestClient
 
-    from mentee.server.api import create_app
-    from mentee.server.client import MenteeClient
+    from .api.app import create_app
+    from .clients.http import MenteeClient
 
     mentee = stack.enter_context(_start_mentee(settings))
     http = stack.enter_context(TestClient(create_app(mentee), base_url="http://mentee.local"))
@@ -692,7 +692,7 @@ def _in_process_client(stack: contextlib.ExitStack, settings: Settings) -> Any:
 @adapters_app.command("list")
 def adapters_list(ctx: typer.Context) -> None:
     """The adapter versions with their gate verdicts; the active one is marked."""
-    from mentee.server.adapters import AdapterStore
+    from .learning.adapters import AdapterStore
 
     store = AdapterStore(_settings(ctx).home / "adapters")
     active = store.active()
@@ -713,7 +713,7 @@ def adapters_activate(
     version: Annotated[str, typer.Argument(help="A passed version (v1, v2, …), or 'base' for no adapter.")],
 ) -> None:
     """Serve another passed version (a rollback), or the base model; running servers follow within a second."""
-    from mentee.server.adapters import AdapterStore
+    from .learning.adapters import AdapterStore
 
     store = AdapterStore(_settings(ctx).home / "adapters")
     store.activate(None if version == "base" else version, reason="activated by hand")

@@ -19,19 +19,19 @@ from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Self
 
-from mentee.server.calibration import Calibration, load_calibration
-from mentee.server.config import Settings
-from mentee.server.errors import MenteeError
-from mentee.server.files import write_json
-from mentee.server.prompting import ChatMessage
-from mentee.server.router import RoutedAnswer, Router, StudentLike, Switches
+from .core.config import Settings
+from .core.errors import MenteeError
+from .core.files import write_json
+from .serving.calibration import Calibration, load_calibration
+from .serving.router import RoutedAnswer, Router, StudentLike, Switches
+from .student.prompting import ChatMessage
 
 if TYPE_CHECKING:
-    from mentee.memory.embedder import Embedder
-    from mentee.memory.store import Memory
-    from mentee.server.adapters import AdapterStore, AdapterVersion
-    from mentee.server.learning import Learner, RoundRunner
-    from mentee.server.teachers.base import GuardedTeacher, Teacher
+    from ..memory.embedder import Embedder
+    from ..memory.store import Memory
+    from .learning.adapters import AdapterStore, AdapterVersion
+    from .learning.round import Learner, RoundRunner
+    from .teachers.base import GuardedTeacher, Teacher
 
 logger = logging.getLogger(__name__)
 
@@ -98,17 +98,17 @@ class Mentee:
             return self
         try:
             if self.memory is None and self._use_memory:
-                from mentee.memory.store import Memory
+                from ..memory.store import Memory
 
                 self.memory = self._own(Memory.from_settings(self.settings, embedder=self._embedder))
             if self.teacher is None:
-                from mentee.server.teachers import make_teacher
+                from .teachers import make_teacher
 
                 embedder = self._embedder or (self.memory.embedder if self.memory is not None else None)
                 made = make_teacher(self.settings, chat_model=self._chat_model, embedder=embedder)
                 self.teacher = self._own(made) if made is not None else None
             if self.student is None:
-                from mentee.server.student import Student
+                from .student.client import Student
 
                 student = Student(self.settings)
                 student.on_restart = self._student_restarted
@@ -131,7 +131,7 @@ class Mentee:
         if self.teacher is None:
             logger.warning("no teacher is configured: the student answers what the memory cannot")
         if self.adapter is None and hasattr(self.student, "load_adapter"):
-            from mentee.server.adapters import AdapterStore
+            from .learning.adapters import AdapterStore
 
             self.adapters = AdapterStore(self.settings.home / "adapters")
             self.follow_active_adapter(force=True)  # after a restart, the active version is served again
@@ -253,8 +253,8 @@ class Mentee:
     def learner(self) -> Learner:
         """The learning rounds of this deployment (needs mentee's memory and a student it can load adapters into)."""
         if self._learner is None:
-            from mentee.server.learning import Learner
-            from mentee.server.student import Student
+            from .learning.round import Learner
+            from .student.client import Student
 
             if self.memory is None or not isinstance(self.student, Student) or self.adapters is None:
                 msg = "learning needs the memory and a vLLM student (started by mentee or at student_url)"
@@ -274,7 +274,7 @@ class Mentee:
     def rounds(self) -> RoundRunner:
         """Rounds in the background: on demand (``submit``) and on the configured schedule."""
         if self._rounds is None:
-            from mentee.server.learning import RoundRunner
+            from .learning.round import RoundRunner
 
             self.learner  # noqa: B018 - fails early, with the reason, where learning is impossible
             assert self.memory is not None
@@ -372,6 +372,6 @@ class Mentee:
     @property
     def guarded_teacher(self) -> GuardedTeacher | None:
         """The teacher with its ledger and budget, when it is guarded (as the settings' teachers are)."""
-        from mentee.server.teachers.base import GuardedTeacher
+        from .teachers.base import GuardedTeacher
 
         return self.teacher if isinstance(self.teacher, GuardedTeacher) else None

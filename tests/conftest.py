@@ -17,7 +17,7 @@ import pytest
 from tests.tiny_model import build_random_lora, build_tiny_gemma
 
 if TYPE_CHECKING:
-    from mentee.server.student import Student
+    from mentee.server.student.client import Student
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 _SHARED_STUDENTS = pytest.StashKey[list["Student"]]()  # a client of each shared vLLM, for cleaning it up
@@ -104,8 +104,8 @@ def embedder():
 @contextmanager
 def _shared_student(home: Path, log_path: Path, config: pytest.Config, **settings: str) -> Iterator[str]:
     """``mentee student serve`` (as deploy/compose.yaml runs the student) in ``home``: its URL while it runs."""
-    from mentee.server.config import load_settings
-    from mentee.server.student import Student
+    from mentee.server.core.config import load_settings
+    from mentee.server.student.client import Student
     from tests.served import free_port, mentee_environment, mentee_process
 
     port = free_port()
@@ -141,7 +141,7 @@ def gemma_student_url(
 ) -> Iterator[str]:
     """One vLLM serving the real Gemma 3 270M (prepared in the shared Gemma home) for the session's Gemma tests
     that only need it to answer and learn: ``mentee ask``, ``calibrate``, ``anchors build`` and a learning round."""
-    from mentee.server.models import prepare_embedded_student
+    from mentee.server.student.models import prepare_embedded_student
 
     model = prepare_embedded_student(gemma_home / "models")
     log_path = tmp_path_factory.mktemp("shared-gemma-student") / "student.log"

@@ -16,7 +16,7 @@ import httpx
 import openai
 import psutil
 
-from mentee.server.client import wait_until_healthy
+from mentee.server.clients.http import wait_until_healthy
 from tests.teacher_server import TeacherHandler, running_teacher
 
 MENTEE = str(Path(sys.executable).parent / "mentee")

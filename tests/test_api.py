@@ -15,11 +15,11 @@ from langchain_core.language_models.fake_chat_models import FakeListChatModel
 
 from mentee.memory.embedder import Embedder
 from mentee.memory.store import Memory
-from mentee.server.api import create_app
-from mentee.server.config import load_settings
-from mentee.server.prompting import ChatMessage
+from mentee.server.api.app import create_app
+from mentee.server.core.config import load_settings
 from mentee.server.service import Mentee
-from mentee.server.student import Generation, TokenLogprob, as_conversation
+from mentee.server.student.client import Generation, TokenLogprob, as_conversation
+from mentee.server.student.prompting import ChatMessage
 from mentee.server.teachers import GuardedTeacher, TeacherLimits
 from mentee.server.teachers.langchain_model import LangChainTeacher
 
@@ -255,7 +255,7 @@ def test_strict_mode_gives_503_when_no_source_can_answer(tmp_path: Path, embedde
 
 
 def test_uncalibrated_threshold_and_saved_calibration(tmp_path: Path, embedder: Embedder) -> None:
-    from mentee.server.calibration import choose_threshold, save_calibration
+    from mentee.server.serving.calibration import choose_threshold, save_calibration
 
     _, mentee = make_client(tmp_path, embedder)
     assert mentee.calibration_state()["origin"].startswith("default")

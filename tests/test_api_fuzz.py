@@ -21,8 +21,8 @@ from schemathesis.checks import not_a_server_error
 
 from mentee.memory.embedder import Embedder
 from mentee.memory.store import Memory
-from mentee.server.api import create_app
-from mentee.server.config import load_settings
+from mentee.server.api.app import create_app
+from mentee.server.core.config import load_settings
 from mentee.server.service import Mentee
 from tests.test_api import ADMIN_KEY, API_KEY, KnowingStudent, make_client
 

@@ -7,15 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from mentee.server.calibration import (
-    choose_threshold,
-    is_correct,
-    load_calibration,
-    measure,
-    normalize_answer,
-    save_calibration,
-)
-from mentee.server.errors import InvalidRequestError
+from mentee.server.core.answers import is_correct, normalize_answer
+from mentee.server.core.errors import InvalidRequestError
+from mentee.server.serving.calibration import choose_threshold, load_calibration, measure, save_calibration
 
 
 @pytest.mark.parametrize(

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from mentee.server.config import Settings, describe_settings, load_settings
-from mentee.server.errors import ConfigError
+from mentee.server.core.config import Settings, describe_settings, load_settings
+from mentee.server.core.errors import ConfigError
 
 
 def test_defaults_and_home_from_environment(_isolated_environment: Path) -> None:

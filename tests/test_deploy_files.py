@@ -14,7 +14,7 @@ import typer
 import yaml
 
 from mentee.server.cli import app
-from mentee.server.config import Settings, load_settings
+from mentee.server.core.config import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = yaml.safe_load((ROOT / "deploy" / "compose.yaml").read_text())

@@ -17,8 +17,8 @@ import httpx
 import openai
 import pytest
 
-from mentee.server.calibration import choose_threshold, save_calibration
-from mentee.server.dataset import Anchor, AnchorSet, save_anchors
+from mentee.server.learning.dataset import Anchor, AnchorSet, save_anchors
+from mentee.server.serving.calibration import choose_threshold, save_calibration
 from tests.served import (
     ADMIN_KEY,
     API_KEY,

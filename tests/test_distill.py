@@ -9,12 +9,18 @@ from typing import Any
 import pytest
 
 from mentee.memory.embedder import Embedder
-from mentee.server.config import load_settings
-from mentee.server.dataset import Example, RoundData, load_question_pairs, normalize_question, paraphrase_checks
-from mentee.server.distill import RATIONALE_PREFIX, agrees, distill
-from mentee.server.errors import InvalidRequestError
-from mentee.server.gate import GateThresholds, run_gate
-from mentee.server.learning import Learner
+from mentee.server.core.config import load_settings
+from mentee.server.core.errors import InvalidRequestError
+from mentee.server.learning.dataset import (
+    Example,
+    RoundData,
+    load_question_pairs,
+    normalize_question,
+    paraphrase_checks,
+)
+from mentee.server.learning.distill import RATIONALE_PREFIX, agrees, distill
+from mentee.server.learning.gate import GateThresholds, run_gate
+from mentee.server.learning.round import Learner
 from mentee.server.teachers import GuardedTeacher, TeacherLimits
 from mentee.server.teachers.base import EXPLAIN_PROMPT
 from mentee.server.teachers.openai_compatible import OpenAICompatibleTeacher

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from mentee.server.calibration import is_correct
-from mentee.server.config import load_settings
-from mentee.server.models import prepare_embedded_student
-from mentee.server.router import NoSourceError, Switches
+from mentee.server.core.answers import is_correct
+from mentee.server.core.config import load_settings
 from mentee.server.service import Mentee
+from mentee.server.serving.router import NoSourceError, Switches
+from mentee.server.student.models import prepare_embedded_student
 from tests.conftest import REPO_ROOT
 
 pytestmark = [pytest.mark.model, pytest.mark.train, pytest.mark.timeout(2400)]

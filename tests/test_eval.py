@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from mentee.memory.embedder import Embedder
-from mentee.server.client import MenteeClient
-from mentee.server.errors import ConfigError
-from mentee.server.evaluation import (
+from mentee.server.clients.http import MenteeClient
+from mentee.server.core.errors import ConfigError
+from mentee.server.eval.run import (
     EvalFolder,
     EvalOptions,
     EvalResult,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mentee.server.dataset import Anchor, AnchorSet, save_anchors
+from mentee.server.learning.dataset import Anchor, AnchorSet, save_anchors
 from tests.served import ADMIN_KEY, API_KEY, MENTEE, serving
 from tests.test_ui import LEARNING
 

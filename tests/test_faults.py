@@ -16,13 +16,13 @@ from fastapi.testclient import TestClient
 
 from mentee.memory.embedder import Embedder
 from mentee.memory.store import Memory
-from mentee.server.api import create_app
-from mentee.server.client import MenteeClient, MenteeClientError
-from mentee.server.config import load_settings
-from mentee.server.errors import StudentError
-from mentee.server.prompting import ChatMessage
+from mentee.server.api.app import create_app
+from mentee.server.clients.http import MenteeClient, MenteeClientError
+from mentee.server.core.config import load_settings
+from mentee.server.core.errors import StudentError
 from mentee.server.service import Mentee
-from mentee.server.student import Generation
+from mentee.server.student.client import Generation
+from mentee.server.student.prompting import ChatMessage
 from tests.teacher_server import TeacherHandler, running_teacher
 from tests.test_api import KnowingStudent
 

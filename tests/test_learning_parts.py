@@ -11,8 +11,9 @@ import pytest
 
 from mentee.memory.embedder import Embedder
 from mentee.memory.store import Memory
-from mentee.server.adapters import MANIFEST, AdapterError, AdapterStore
-from mentee.server.dataset import (
+from mentee.server.core.errors import InvalidRequestError
+from mentee.server.learning.adapters import MANIFEST, AdapterError, AdapterStore
+from mentee.server.learning.dataset import (
     AnchorSet,
     Example,
     build_anchors,
@@ -21,9 +22,8 @@ from mentee.server.dataset import (
     save_anchors,
     training_pair,
 )
-from mentee.server.errors import InvalidRequestError
-from mentee.server.gate import GateThresholds, run_gate
-from mentee.server.prompting import QAPromptFormat
+from mentee.server.learning.gate import GateThresholds, run_gate
+from mentee.server.student.prompting import QAPromptFormat
 
 
 def write_version(store: AdapterStore, verdict: str | None = "passed") -> str:
@@ -164,7 +164,7 @@ class SlowLearner:
         return False
 
     def run_round(self, progress=None):  # type: ignore[no-untyped-def]
-        from mentee.server.learning import RoundOutcome
+        from mentee.server.learning.round import RoundOutcome
 
         self.rounds += 1
         if progress is not None:
@@ -176,8 +176,8 @@ class SlowLearner:
 def test_rounds_run_one_at_a_time_and_on_schedule(tmp_path: Path, embedder: Embedder) -> None:
     import time
 
-    from mentee.server.config import load_settings
-    from mentee.server.learning import LearningError, RoundRunner
+    from mentee.server.core.config import load_settings
+    from mentee.server.learning.round import LearningError, RoundRunner
 
     memory = Memory(path=tmp_path / "memory", embedder=embedder)
     learner = SlowLearner()
@@ -234,8 +234,8 @@ def test_one_round_at_a_time_across_the_processes_sharing_the_adapters(tmp_path:
 
     from filelock import FileLock
 
-    from mentee.server.config import load_settings
-    from mentee.server.learning import Learner, LearningError
+    from mentee.server.core.config import load_settings
+    from mentee.server.learning.round import Learner, LearningError
 
     store = AdapterStore(tmp_path / "adapters")
     other = subprocess.Popen(

@@ -12,11 +12,11 @@ import pytest
 
 from mentee.memory.embedder import Embedder
 from mentee.memory.store import Memory
-from mentee.server.calibration import choose_threshold, save_calibration
-from mentee.server.config import Settings, load_settings
-from mentee.server.dataset import Anchor, AnchorSet, save_anchors
-from mentee.server.router import Switches
+from mentee.server.core.config import Settings, load_settings
+from mentee.server.learning.dataset import Anchor, AnchorSet, save_anchors
 from mentee.server.service import Mentee
+from mentee.server.serving.calibration import choose_threshold, save_calibration
+from mentee.server.serving.router import Switches
 
 pytestmark = [pytest.mark.vllm, pytest.mark.train]
 

@@ -12,8 +12,8 @@ import pytest
 
 from mentee.memory.embedder import Embedder, SentenceTransformerEmbedder
 from mentee.memory.store import Memory, MemoryStoreError, RecordNotFoundError
-from mentee.server.config import load_settings
-from mentee.server.errors import InvalidRequestError
+from mentee.server.core.config import load_settings
+from mentee.server.core.errors import InvalidRequestError
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 

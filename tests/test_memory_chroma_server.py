@@ -13,7 +13,7 @@ import pytest
 
 from mentee.memory.embedder import Embedder
 from mentee.memory.store import Memory, MemoryStoreError
-from mentee.server.vllm_server import free_port
+from mentee.server.core.processes import free_port
 
 pytestmark = pytest.mark.chroma
 

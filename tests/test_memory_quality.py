@@ -13,7 +13,7 @@ import numpy as np
 
 from mentee.memory.embedder import Embedder
 from mentee.memory.verify import verify
-from mentee.server.config import load_settings
+from mentee.server.core.config import load_settings
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from mentee.server import models
-from mentee.server.errors import ModelPrepareError
+from mentee.server.core.errors import ModelPrepareError
+from mentee.server.student import models
 
 
 @pytest.fixture

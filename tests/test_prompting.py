@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from mentee.server.errors import ConfigError, InvalidRequestError
-from mentee.server.prompting import (
+from mentee.server.core.errors import ConfigError, InvalidRequestError
+from mentee.server.student.prompting import (
     ChatMessage,
     ChatTemplatePromptFormat,
     QAPromptFormat,

@@ -10,11 +10,11 @@ import pytest
 
 from mentee.memory.embedder import Embedder
 from mentee.memory.store import Memory
-from mentee.server.config import load_settings
-from mentee.server.errors import ConfigError
-from mentee.server.prompting import ChatMessage
-from mentee.server.redaction import Redactor
+from mentee.server.core.config import load_settings
+from mentee.server.core.errors import ConfigError
+from mentee.server.core.redaction import Redactor
 from mentee.server.service import Mentee
+from mentee.server.student.prompting import ChatMessage
 from tests.teacher_server import running_teacher
 from tests.test_api import KnowingStudent
 

@@ -11,9 +11,9 @@ from langchain_core.language_models.fake_chat_models import FakeListChatModel
 
 from mentee.memory.embedder import Embedder
 from mentee.memory.store import Memory
-from mentee.server.prompting import ChatMessage
-from mentee.server.router import NoSourceError, Router, Switches, adapter_for, guard_problems, stands_alone
-from mentee.server.student import Generation, TokenLogprob
+from mentee.server.serving.router import NoSourceError, Router, Switches, adapter_for, guard_problems, stands_alone
+from mentee.server.student.client import Generation, TokenLogprob
+from mentee.server.student.prompting import ChatMessage
 from mentee.server.teachers import GuardedTeacher, TaughtItem, Teacher, TeacherAnswer, TeacherUnavailableError
 from mentee.server.teachers.langchain_model import LangChainTeacher
 

@@ -7,10 +7,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from mentee.server.config import load_settings
-from mentee.server.errors import InvalidRequestError, StudentError
-from mentee.server.prompting import ChatMessage
-from mentee.server.student import (
+from mentee.server.core.config import load_settings
+from mentee.server.core.errors import InvalidRequestError, StudentError
+from mentee.server.student.client import (
     MAX_QUESTION_CHARS,
     Generation,
     StreamChunk,
@@ -19,6 +18,7 @@ from mentee.server.student import (
     _chunk_of,
     as_conversation,
 )
+from mentee.server.student.prompting import ChatMessage
 
 
 def test_questions_are_checked() -> None:

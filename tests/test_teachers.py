@@ -12,9 +12,9 @@ import pytest
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 
 from mentee.memory.embedder import Embedder
-from mentee.server.config import load_settings
-from mentee.server.errors import ConfigError
-from mentee.server.prompting import ChatMessage
+from mentee.server.core.config import load_settings
+from mentee.server.core.errors import ConfigError
+from mentee.server.student.prompting import ChatMessage
 from mentee.server.teachers import (
     GuardedTeacher,
     TaughtItem,

@@ -9,14 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from mentee.server.trainer import RESULT, LoraSettings, TrainingJob, read_progress, training_precision
+from mentee.server.learning.trainer import RESULT, LoraSettings, TrainingJob, read_progress, training_precision
 
 pytestmark = pytest.mark.train
 
 
 def run_trainer(job_dir: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "mentee.server.trainer", str(job_dir)], capture_output=True, text=True, timeout=600
+        [sys.executable, "-m", "mentee.server.learning.trainer", str(job_dir)],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
 
 
@@ -95,9 +98,9 @@ def gate_verdict(model_dir: Path, adapter: Path, new: list) -> tuple[bool, float
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from mentee.server.dataset import training_pair
-    from mentee.server.gate import GateThresholds, run_gate
-    from mentee.server.prompting import prompt_format
+    from mentee.server.learning.dataset import training_pair
+    from mentee.server.learning.gate import GateThresholds, run_gate
+    from mentee.server.student.prompting import prompt_format
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(model_dir), adapter).eval()
@@ -119,9 +122,9 @@ def test_accelerate_launch_with_two_cpu_processes_reaches_the_same_verdict(
 ) -> None:
     """A round's trainer data-parallel over two CPU processes (accelerate launch, torch.distributed with gloo),
     launched exactly as a round launches it (train_processes = 2), against one plain process."""
-    from mentee.server.config import load_settings
-    from mentee.server.dataset import Example
-    from mentee.server.learning import Learner, trainer_environment
+    from mentee.server.core.config import load_settings
+    from mentee.server.learning.dataset import Example
+    from mentee.server.learning.round import Learner, trainer_environment
 
     new = [Example(f"n{i}", q, a, "new") for i, (q, a) in enumerate(TAUGHT.items())]
     examples = [{"id": e.id, "question": e.question, "answer": e.answer, "kind": "new"} for e in new]

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from mentee.server.client import MenteeClient
-from mentee.server.dataset import Anchor, AnchorSet, save_anchors
+from mentee.server.clients.http import MenteeClient
+from mentee.server.learning.dataset import Anchor, AnchorSet, save_anchors
 from tests.served import ADMIN_KEY, API_KEY, Served, free_port, serving
 
 pytestmark = [pytest.mark.vllm, pytest.mark.train]

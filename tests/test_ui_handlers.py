@@ -10,7 +10,7 @@ import gradio as gr
 import pytest
 
 from mentee.memory.embedder import Embedder
-from mentee.server.client import MenteeClient
+from mentee.server.clients.http import MenteeClient
 from mentee.server.service import Mentee
 from mentee.ui import app as ui
 from tests.test_api import ADMIN_KEY, API_KEY, make_client

@@ -17,7 +17,7 @@ import openai
 import psutil
 import pytest
 
-from mentee.server.client import wait_until_healthy
+from mentee.server.clients.http import wait_until_healthy
 from tests.served import Served, serving
 from tests.test_deployment import LEARNING, TAUGHT, prepare_home
 
@@ -35,7 +35,7 @@ def processes_of(served: Served) -> dict[str, list[psutil.Process]]:
         found["all"].append(child)
         if "vllm.entrypoints.openai.api_server" in line:
             found["vllm"].append(child)
-        if "mentee.server.trainer" in line:
+        if "mentee.server.learning.trainer" in line:
             found["trainer"].append(child)
     return found
 

@@ -13,9 +13,9 @@ import httpx
 import psutil
 import pytest
 
-from mentee.server.config import load_settings
-from mentee.server.errors import StudentError
-from mentee.server.student import Student
+from mentee.server.core.config import load_settings
+from mentee.server.core.errors import StudentError
+from mentee.server.student.client import Student
 
 pytestmark = pytest.mark.vllm
 

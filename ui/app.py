@@ -26,7 +26,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from mentee.server.client import MenteeClient, MenteeClientError
+from ..server.clients.http import MenteeClient, MenteeClientError
 
 logger = logging.getLogger(__name__)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mentee.server.errors import ConfigError
-from mentee.server.teachers.base import (
+from ..core.errors import ConfigError
+from .base import (
     ChatTeacher,
     GuardedTeacher,
     Ledger,
@@ -21,8 +21,8 @@ from mentee.server.teachers.base import (
 )
 
 if TYPE_CHECKING:
-    from mentee.memory.embedder import Embedder
-    from mentee.server.config import Settings
+    from ...memory.embedder import Embedder
+    from ..core.config import Settings
 
 __all__ = [
     "ChatTeacher",
@@ -49,11 +49,11 @@ def make_teacher(
     """
     inner: Teacher
     if chat_model is not None or settings.teacher_langchain:
-        from mentee.server.teachers.langchain_model import LangChainTeacher
+        from .langchain_model import LangChainTeacher
 
         inner = LangChainTeacher(chat_model if chat_model is not None else settings.teacher_langchain)
     elif settings.teacher_url:
-        from mentee.server.teachers.openai_compatible import OpenAICompatibleTeacher
+        from .openai_compatible import OpenAICompatibleTeacher
 
         if not settings.teacher_model:
             msg = f"teacher_url is set ({settings.teacher_url}) but teacher_model is empty (MENTEE_TEACHER_MODEL)"
@@ -67,8 +67,8 @@ def make_teacher(
             max_tokens=settings.teacher_max_tokens,
         )
     elif settings.teacher_qa_file:
-        from mentee.memory.embedder import SentenceTransformerEmbedder
-        from mentee.server.teachers.reference import ReferenceTeacher
+        from ...memory.embedder import SentenceTransformerEmbedder
+        from .reference import ReferenceTeacher
 
         inner = ReferenceTeacher(
             Path(settings.teacher_qa_file),
@@ -89,7 +89,7 @@ def make_teacher(
     )
     redactor = None
     if settings.redact_kinds or settings.redact_patterns:
-        from mentee.server.redaction import Redactor
+        from ..core.redaction import Redactor
 
         redactor = Redactor(settings.redact_kinds, settings.redact_patterns, phone_region=settings.redact_phone_region)
     return GuardedTeacher(inner, limits, redactor=redactor)

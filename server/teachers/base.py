@@ -17,9 +17,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from mentee.server.errors import MenteeError
-from mentee.server.prompting import ChatMessage
-from mentee.server.redaction import Redactor
+from ..core.errors import MenteeError
+from ..core.redaction import Redactor
+from ..student.prompting import ChatMessage
 
 logger = logging.getLogger(__name__)
 

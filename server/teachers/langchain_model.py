@@ -7,9 +7,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from mentee.server.errors import ConfigError
-from mentee.server.prompting import ChatMessage
-from mentee.server.teachers.base import (
+from ..core.errors import ConfigError
+from ..student.prompting import ChatMessage
+from .base import (
     DEFAULT_SYSTEM_PROMPT,
     ChatTeacher,
     TeacherAnswer,

@@ -7,8 +7,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from mentee.server.prompting import ChatMessage
-from mentee.server.teachers.base import (
+from ..student.prompting import ChatMessage
+from .base import (
     DEFAULT_SYSTEM_PROMPT,
     ChatTeacher,
     TeacherAnswer,

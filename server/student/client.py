@@ -2,7 +2,7 @@
 
 :class:`Student` is the one entry point. It either starts mentee's own vLLM server (preparing the embedded
 Gemma 3 270M first if no other model is configured) or connects to a running vLLM URL, and puts questions to
-the model in the prompt format the model calls for (:mod:`mentee.server.prompting`).
+the model in the prompt format the model calls for (:mod:`mentee.server.student.prompting`).
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any, Self
 
 import httpx
 
-from mentee.server.config import Settings
-from mentee.server.errors import InvalidRequestError, StudentError
-from mentee.server.prompting import (
+from ..core.config import Settings
+from ..core.errors import InvalidRequestError, StudentError
+from .prompting import (
     ChatMessage,
     ChatTemplatePromptFormat,
     PromptFormat,
@@ -34,7 +34,7 @@ from mentee.server.prompting import (
 if TYPE_CHECKING:
     import openai
 
-    from mentee.server.vllm_server import VLLMServer
+    from .vllm_server import VLLMServer
 
 logger = logging.getLogger(__name__)
 
@@ -138,7 +138,7 @@ class Student:
         if self.url:
             self._connect_existing()
         else:
-            from mentee.server.vllm_server import VLLMServer
+            from .vllm_server import VLLMServer
 
             model = self.resolve_model()
             self.server = VLLMServer(self.settings, model).start()
@@ -230,7 +230,7 @@ class Student:
         if configured:
             self.model_dir = Path(configured) if Path(configured).is_dir() else None
             return configured
-        from mentee.server.models import prepare_embedded_student
+        from .models import prepare_embedded_student
 
         self.model_dir = prepare_embedded_student(self.settings.models_dir, verify=False)
         return str(self.model_dir)

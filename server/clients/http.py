@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from mentee.server.errors import MenteeError
+from ..core.errors import MenteeError
 
 
 def wait_until_healthy(

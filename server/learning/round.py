@@ -2,11 +2,11 @@
 
 :class:`Learner` runs one round at a time for a deployment:
 
-1. the round's data (:mod:`mentee.server.dataset`): new items, replay, replay anchors; held-out check anchors;
-2. the trainer in its own process (:mod:`mentee.server.trainer`), its progress passed on as it comes;
+1. the round's data (:mod:`mentee.server.learning.dataset`): new items, replay, replay anchors; held-out check anchors;
+2. the trainer in its own process (:mod:`mentee.server.learning.trainer`), its progress passed on as it comes;
 3. the adapter moved into the store as the next version ``vN`` with its manifest (a crash before this point
    leaves the served adapter and the memory as they were);
-4. the gate (:mod:`mentee.server.gate`), through the running vLLM, with the student alone: the adapter is loaded
+4. the gate (:mod:`.gate`), through the running vLLM, with the student alone: the adapter is loaded
    under its own new name ``student-vN`` and asked the gate's questions;
 5. a passed adapter becomes the active version (the router switches to it, the items it learned are marked in the
    memory, older loaded versions beyond ``adapters_keep_loaded`` are unloaded); a refused one is unloaded and
@@ -29,8 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mentee.server.adapters import MANIFEST, AdapterStore, AdapterVersion
-from mentee.server.dataset import (
+from ..core.errors import MenteeError
+from ..core.files import write_json
+from .adapters import MANIFEST, AdapterStore, AdapterVersion
+from .dataset import (
     RoundData,
     build_round,
     examples_to_json,
@@ -39,17 +41,15 @@ from mentee.server.dataset import (
     normalize_question,
     paraphrase_checks,
 )
-from mentee.server.errors import MenteeError
-from mentee.server.files import write_json
-from mentee.server.gate import GateReport, GateThresholds, run_gate, score
-from mentee.server.trainer import RESULT, LoraSettings, TrainingJob, read_progress
+from .gate import GateReport, GateThresholds, run_gate, score
+from .trainer import RESULT, LoraSettings, TrainingJob, read_progress
 
 if TYPE_CHECKING:
-    from mentee.memory.store import Memory
-    from mentee.server.calibration import Calibration
-    from mentee.server.config import Settings
-    from mentee.server.student import Generation, Student
-    from mentee.server.teachers.base import Teacher
+    from ...memory.store import Memory
+    from ..core.config import Settings
+    from ..serving.calibration import Calibration
+    from ..student.client import Generation, Student
+    from ..teachers.base import Teacher
 
 logger = logging.getLogger(__name__)
 
@@ -234,7 +234,7 @@ class Learner:
         """The round's data after the distillation set-up, with the held-out paraphrases the gate will ask."""
         from dataclasses import replace
 
-        from mentee.server.distill import distill
+        from .distill import distill
 
         s = self.settings
         pairs = load_question_pairs(Path(s.gate_paraphrase_file).expanduser()) if s.gate_paraphrase_file else []
@@ -259,8 +259,8 @@ class Learner:
     def recalibrate(self, adapter: AdapterVersion) -> dict[str, Any] | None:
         """Measure the confidence threshold again for a new adapter, on the QA file of the last calibration (a new
         adapter changes what the confidence means); ``None`` if mentee was never calibrated here."""
-        from mentee.server.calibration import choose_threshold, load_calibration, measure, save_calibration
-        from mentee.server.teachers.reference import read_qa_file
+        from ..core.qa_files import read_qa_file
+        from ..serving.calibration import choose_threshold, load_calibration, measure, save_calibration
 
         previous = load_calibration(self.settings.home)
         if previous is None or not previous.source or not Path(previous.source).is_file():
@@ -291,7 +291,7 @@ class Learner:
         TrainingJob(str(base), self.student.prompt_format.name, examples_to_json(data.train), self.lora()).write(
             job_dir
         )
-        from mentee.server.vllm_server import die_with_parent
+        from ..core.processes import die_with_parent
 
         with (job_dir / "train.log").open("wb") as log:
             self.trainer_process = subprocess.Popen(
@@ -318,11 +318,11 @@ class Learner:
     def trainer_command(self, job_dir: Path) -> list[str]:
         """The trainer's command line: one process, or ``train_processes`` data-parallel ones through Hugging Face
         accelerate (torch.distributed underneath: NCCL on GPUs, gloo on CPUs)."""
-        trainer = ["-m", "mentee.server.trainer", str(job_dir)]
+        trainer = ["-m", "mentee.server.learning.trainer", str(job_dir)]
         s = self.settings
         if s.train_processes == 1 and not s.train_launch_args:
             return [sys.executable, *trainer]
-        from mentee.server.vllm_server import free_port
+        from ..core.processes import free_port
 
         # accelerate's --multi_gpu is its torch.distributed launcher; without a GPU the processes train on CPU
         # with gloo (the trainer sets use_cpu), with GPUs one process per device.
@@ -365,7 +365,7 @@ class Learner:
     def _ask_alone(self, question: str, adapter: AdapterVersion, *, also_learned: Container[str] = ()) -> Generation:
         """The student alone (no memory answer, no teacher), routed between ``adapter`` and the base model as it
         is served (``adapter_scope``)."""
-        from mentee.server.router import adapter_for
+        from ..serving.router import adapter_for
 
         chosen = adapter_for(
             question,

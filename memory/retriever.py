@@ -16,8 +16,8 @@ class MemoryRetriever(BaseRetriever):
 
     .. code-block:: python
 
-        from mentee.memory import Memory
-        from mentee.server import MemoryRetriever, load_settings
+        from mentee.memory import Memory, MemoryRetriever
+        from mentee.server import load_settings
 
         retriever = MemoryRetriever(memory=Memory.from_settings(load_settings()), k=3)
         retriever.invoke("who wrote the old man and the sea")

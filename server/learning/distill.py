@@ -22,12 +22,12 @@ from collections.abc import Container, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, cast
 
-from mentee.server.calibration import is_correct
-from mentee.server.dataset import Example, normalize_question
-from mentee.server.errors import InvalidRequestError
+from ..core.answers import is_correct
+from ..core.errors import InvalidRequestError
+from .dataset import Example, normalize_question
 
 if TYPE_CHECKING:
-    from mentee.server.teachers.base import Teacher
+    from ..teachers.base import Teacher
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ def distill(
 ) -> Distilled:
     """Apply ``setup`` to the new items with ``teacher``. ``exclude``: normalised questions no training paraphrase
     may be (the gate's held-out paraphrases)."""
-    from mentee.server.teachers.base import TeacherError
+    from ..teachers.base import TeacherError
 
     if setup not in SETUPS:
         msg = f"distillation set-up must be one of {SETUPS}, got {setup!r}"

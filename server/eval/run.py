@@ -27,12 +27,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mentee.server.calibration import is_correct
-from mentee.server.errors import ConfigError, MenteeError
+from ..core.answers import is_correct
+from ..core.errors import ConfigError, MenteeError
 
 if TYPE_CHECKING:
-    from mentee.server.client import MenteeClient
-    from mentee.server.teachers.base import Teacher
+    from ..clients.http import MenteeClient
+    from ..teachers.base import Teacher
 
 logger = logging.getLogger(__name__)
 
@@ -77,8 +77,8 @@ class EvalOptions:
 
 def load_paraphrases(path: Path) -> dict[str, tuple[str, tuple[str, ...]]]:
     """Question (normalised) -> (its paraphrase, the paraphrase's own accepted answers), both ways of each pair."""
-    from mentee.server.dataset import load_question_pairs, normalize_question
-    from mentee.server.errors import InvalidRequestError
+    from ..core.errors import InvalidRequestError
+    from ..learning.dataset import load_question_pairs, normalize_question
 
     try:
         pairs = load_question_pairs(path)
@@ -100,7 +100,7 @@ def build_stream(
 ) -> list[Turn]:
     """The questions in file order, each coming back ``repeat - 1`` times later on: each return lands
     ``U(0.25, 1) * len(rows)`` first asks after the one before it (spread out, in order, seeded)."""
-    from mentee.server.dataset import normalize_question
+    from ..learning.dataset import normalize_question
 
     generator = random.Random(seed)
     keyed: list[tuple[float, int, int]] = []
@@ -250,8 +250,8 @@ class Evaluation:
     def always_teacher(self, turn: Turn) -> dict[str, Any]:
         """The teacher's own answer to the turn's question (asked once per distinct question: an always-teacher
         deployment asks it every time, and is charged so in the report)."""
-        from mentee.server.prompting import ChatMessage
-        from mentee.server.teachers.base import TeacherError
+        from ..student.prompting import ChatMessage
+        from ..teachers.base import TeacherError
 
         assert self.baseline is not None
         cached = self._baseline_cache.get(turn.question)
@@ -297,7 +297,7 @@ class Evaluation:
         return record
 
     def _run_round(self) -> dict[str, Any]:
-        from mentee.server.client import MenteeClientError
+        from ..clients.http import MenteeClientError
 
         deadline = time.monotonic() + self.options.round_timeout_s
         while True:

@@ -17,15 +17,15 @@ from collections.abc import Container, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from mentee.server.calibration import is_correct
-from mentee.server.errors import MenteeError
-from mentee.server.prompting import ChatMessage
-from mentee.server.student import Generation, as_conversation
-from mentee.server.teachers.base import TaughtItem, TeacherError
+from ..core.answers import is_correct
+from ..core.errors import MenteeError
+from ..student.client import Generation, as_conversation
+from ..student.prompting import ChatMessage
+from ..teachers.base import TaughtItem, TeacherError
 
 if TYPE_CHECKING:
-    from mentee.memory.store import Memory
-    from mentee.server.teachers.base import Teacher
+    from ...memory.store import Memory
+    from ..teachers.base import Teacher
 
 logger = logging.getLogger(__name__)
 

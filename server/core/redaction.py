@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from mentee.server.errors import ConfigError
+from .errors import ConfigError
 
 BUILTIN_KINDS = ("email", "phone", "secret")
 

@@ -11,33 +11,17 @@ Re-calibrate after each new adapter: a new adapter changes what the confidence m
 from __future__ import annotations
 
 import json
-import re
-import string
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from mentee.server.errors import InvalidRequestError
-from mentee.server.files import write_json
+from ..core.answers import is_correct
+from ..core.errors import InvalidRequestError
+from ..core.files import write_json
 
 CALIBRATION_FILE = "calibration.json"
-_ARTICLES = re.compile(r"\b(a|an|the)\b")
-_PUNCTUATION = str.maketrans("", "", string.punctuation + "\u2018\u2019\u201c\u201d")
-
-
-def normalize_answer(text: str) -> str:
-    """Lower-cased, without punctuation, articles and extra spaces (as open-domain QA evaluation does)."""
-    return " ".join(_ARTICLES.sub(" ", text.lower().translate(_PUNCTUATION)).split())
-
-
-def is_correct(answer: str, accepted: Iterable[str]) -> bool:
-    """Whether ``answer`` contains one of the ``accepted`` strings, both normalised."""
-    said = normalize_answer(answer)
-    if not said:
-        return False
-    return any(a and re.search(rf"(^| ){re.escape(a)}($| )", said) for a in map(normalize_answer, accepted))
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mentee.server.errors import InvalidRequestError, MenteeError
-from mentee.server.files import write_json
+from ..core.errors import InvalidRequestError, MenteeError
+from ..core.files import write_json
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The trainer: one LoRA round as its own process, never inside a request.
 
-``python -m mentee.server.trainer JOB_DIR`` reads ``JOB_DIR/job.json`` (base model, prompt format, examples,
+``python -m mentee.server.learning.trainer JOB_DIR`` reads ``JOB_DIR/job.json`` (base model, prompt format, examples,
 LoRA and optimiser settings), trains a peft LoRA adapter with transformers' ``Trainer`` (CPU or GPU, and
 data-parallel under ``accelerate launch``), reports progress (step, loss, ETA) to ``JOB_DIR/progress.json``
 as it goes, and writes the adapter to ``JOB_DIR/adapter`` with ``JOB_DIR/result.json`` last: a job without
@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mentee.server.files import write_json
+from ..core.files import write_json
 
 logger = logging.getLogger(__name__)
 
@@ -102,8 +102,8 @@ def train(job_dir: Path) -> dict[str, Any]:
         TrainingArguments,
     )
 
-    from mentee.server.dataset import training_pair
-    from mentee.server.prompting import prompt_format
+    from ..student.prompting import prompt_format
+    from .dataset import training_pair
 
     job = TrainingJob.read(job_dir)
     started = time.monotonic()
@@ -252,7 +252,7 @@ def train(job_dir: Path) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1 or not (Path(args[0]) / JOB).is_file():
-        print(f"usage: python -m mentee.server.trainer JOB_DIR (with {JOB} in it)", file=sys.stderr)
+        print(f"usage: python -m mentee.server.learning.trainer JOB_DIR (with {JOB} in it)", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

@@ -25,12 +25,12 @@ from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import ConfigDict, Field, PrivateAttr
 
-from mentee.server.langchain_chat import SWITCHES, to_openai
+from .langchain_chat import SWITCHES, to_openai
 
 if TYPE_CHECKING:
     from typing import Self
 
-    from mentee.server.service import Mentee
+    from ..service import Mentee
 
 
 class LocalChatMentee(BaseChatModel):
@@ -60,8 +60,8 @@ class LocalChatMentee(BaseChatModel):
         """The running mentee (started on first use)."""
         with self._lock:
             if self._mentee is None:
-                from mentee.server.config import load_settings
-                from mentee.server.service import Mentee
+                from ..core.config import load_settings
+                from ..service import Mentee
 
                 running = Mentee(self.settings or load_settings(), chat_model=self.teacher_model)
                 running.start()
@@ -88,8 +88,8 @@ class LocalChatMentee(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        from mentee.server.prompting import ChatMessage
-        from mentee.server.router import Switches
+        from ..serving.router import Switches
+        from ..student.prompting import ChatMessage
 
         switches = Switches(**{name: bool(kwargs.get(name, getattr(self, name))) for name in SWITCHES})
         conversation = [ChatMessage(m["role"], m["content"]) for m in map(to_openai, messages)]

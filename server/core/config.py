@@ -2,7 +2,7 @@
 
 Precedence, highest first: values passed in code, environment variables, the TOML file (``--config`` or
 ``MENTEE_CONFIG``), then the defaults below. Every field has a help text; a bad value raises
-:class:`~mentee.server.errors.ConfigError` naming the setting and the value.
+:class:`~mentee.server.core.errors.ConfigError` naming the setting and the value.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from mentee.server.errors import ConfigError
+from .errors import ConfigError
 
 ENV_PREFIX = "MENTEE_"
 CONFIG_FILE_ENV = "MENTEE_CONFIG"
@@ -426,7 +426,7 @@ class Settings(BaseSettings):
     @field_validator("redact_patterns", mode="after")
     @classmethod
     def _check_redact_patterns(cls, value: dict[str, str]) -> dict[str, str]:
-        from mentee.server.redaction import Redactor
+        from .redaction import Redactor
 
         try:
             Redactor((), value)

@@ -17,8 +17,8 @@ import shutil
 import time
 from pathlib import Path
 
-from mentee.server.errors import ModelPrepareError
-from mentee.server.prompting import MANIFEST_NAME
+from ..core.errors import ModelPrepareError
+from .prompting import MANIFEST_NAME
 
 logger = logging.getLogger(__name__)
 

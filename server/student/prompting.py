@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from mentee.server.errors import ConfigError, InvalidRequestError
+from ..core.errors import ConfigError, InvalidRequestError
 
 logger = logging.getLogger(__name__)
 

@@ -33,12 +33,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from mentee.server.errors import InvalidRequestError, MenteeError
-from mentee.server.prompting import ChatMessage
-from mentee.server.router import NoSourceError, RoutedAnswer, Switches
+from ..core.errors import InvalidRequestError, MenteeError
+from ..serving.router import NoSourceError, RoutedAnswer, Switches
+from ..student.prompting import ChatMessage
 
 if TYPE_CHECKING:
-    from mentee.server.service import Mentee
+    from ..service import Mentee
 
 logger = logging.getLogger(__name__)
 
@@ -272,7 +272,7 @@ def create_app(mentee: Mentee) -> FastAPI:
 
     @app.post("/v1/mentee/train", dependencies=admin, status_code=202)
     async def train() -> dict[str, Any]:
-        from mentee.server.learning import LearningError
+        from ..learning.round import LearningError
 
         try:
             job = mentee.rounds.submit("asked through the API")
@@ -304,7 +304,7 @@ def create_app(mentee: Mentee) -> FastAPI:
 
     @app.post("/v1/mentee/adapters/{version}/activate", dependencies=admin)
     async def activate(version: str) -> dict[str, Any]:
-        from mentee.server.adapters import AdapterError, AdapterNotFoundError
+        from ..learning.adapters import AdapterError, AdapterNotFoundError
 
         try:
             chosen = await run_in_threadpool(
@@ -360,7 +360,7 @@ def create_app(mentee: Mentee) -> FastAPI:
 
     @app.patch("/v1/mentee/memory/{record_id}", dependencies=admin)
     async def memory_correct_answer(record_id: str, body: AnswerCorrectionIn) -> dict[str, Any]:
-        from mentee.memory.store import RecordNotFoundError
+        from ...memory.store import RecordNotFoundError
 
         memory = memory_required()
         try:

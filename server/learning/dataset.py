@@ -22,13 +22,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from mentee.server.calibration import is_correct
-from mentee.server.errors import InvalidRequestError
-from mentee.server.files import read_jsonl, write_json
-from mentee.server.prompting import ChatMessage, PromptFormat
+from ..core.answers import is_correct
+from ..core.errors import InvalidRequestError
+from ..core.files import read_jsonl, write_json
+from ..student.prompting import ChatMessage, PromptFormat
 
 if TYPE_CHECKING:
-    from mentee.memory.store import Memory
+    from ...memory.store import Memory
 
 logger = logging.getLogger(__name__)
 
