@@ -12,7 +12,6 @@ from ..server.core.errors import InvalidRequestError
 
 Trust = Literal["teacher", "human"]
 TRUST_LEVELS: dict[str, int] = {"teacher": 0, "human": 1}  # a person's correction outranks a teacher's answer
-MAX_QUESTION_CHARS = 2000
 MAX_ANSWER_CHARS = 20000
 MAX_SOURCE_CHARS = 200
 _NAMESPACE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")

@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import urlparse
 
+from ..server.core.config import QUESTION_MAX_CHARS
 from ..server.core.errors import InvalidRequestError, MenteeError
 from .embedder import Embedder, SentenceTransformerEmbedder
 from .records import (
     MAX_ANSWER_CHARS,
-    MAX_QUESTION_CHARS,
     MAX_SOURCE_CHARS,
     TRUST_LEVELS,
     MemoryRecord,
@@ -83,6 +83,7 @@ class Memory:
         max_distance: float = 0.20,
         duplicate_distance: float = 0.05,
         candidates: int = 5,
+        max_question_chars: int = QUESTION_MAX_CHARS,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if (path is None) == (not url):
@@ -93,6 +94,7 @@ class Memory:
         self.max_distance = max_distance
         self.duplicate_distance = duplicate_distance
         self.candidates = candidates
+        self.max_question_chars = max_question_chars
         self.clock = clock
         self.location = str(path) if path is not None else url
         self._client = _connect(path, url)
@@ -115,6 +117,7 @@ class Memory:
             max_distance=settings.memory_max_distance,
             duplicate_distance=settings.memory_duplicate_distance,
             candidates=settings.memory_candidates,
+            max_question_chars=settings.question_max_chars,
         )
 
     # -- writing ---------------------------------------------------------------------------------------------
@@ -128,10 +131,12 @@ class Memory:
         trust: Trust = "teacher",
         namespace: str | None = None,
         expires_at: float | None = None,
+        embedding: Sequence[float] | None = None,
     ) -> MemoryRecord:
         """Keep an answer. A near-identical question already remembered is updated instead of duplicated, and
-        a teacher's answer never overwrites a person's. Durable when this returns."""
-        question = check_text("question", question, MAX_QUESTION_CHARS)
+        a teacher's answer never overwrites a person's. Durable when this returns. ``embedding``: the question's,
+        from :meth:`embed`, when the caller has it already."""
+        question = check_text("question", question, self.max_question_chars)
         answer = check_text("answer", answer, MAX_ANSWER_CHARS)
         source = check_text("source", source, MAX_SOURCE_CHARS)
         trust = check_trust(trust)
@@ -140,9 +145,9 @@ class Memory:
         if expires_at is not None and expires_at <= now:
             msg = f"expires_at {expires_at} is not in the future"
             raise InvalidRequestError(msg)
-        embedding = self.embedder.embed_one(question)
+        vector = list(embedding) if embedding is not None else self.embedder.embed_one(question)
         with self._write_lock:
-            existing = self._duplicate_of(question, embedding, namespace)
+            existing = self._duplicate_of(question, vector, namespace)
             if existing is not None:
                 if TRUST_LEVELS[trust] < TRUST_LEVELS[existing.trust] and existing.live(now):
                     logger.info("kept the person's answer to %r over %s's", existing.question, source)
@@ -173,7 +178,7 @@ class Memory:
                 updated_at=now,
                 expires_at=expires_at,
             )
-            self._write(record, embedding=embedding)
+            self._write(record, embedding=vector)
             return record
 
     def remember_many(
@@ -192,7 +197,7 @@ class Memory:
         now = self.clock()
         records: dict[str, MemoryRecord] = {}
         for question, answer in items:
-            q = check_text("question", question, MAX_QUESTION_CHARS)
+            q = check_text("question", question, self.max_question_chars)
             rid = record_id(namespace, q)
             records[rid] = MemoryRecord(
                 id=rid,
@@ -290,7 +295,7 @@ class Memory:
         self, question: str, *, namespace: str | None = None, embedding: Sequence[float] | None = None
     ) -> Hit | None:
         """The best *verified* live hit for ``question``, or ``None``. A person's answer beats a teacher's."""
-        question = check_text("question", question, MAX_QUESTION_CHARS)
+        question = check_text("question", question, self.max_question_chars)
         hits = [
             hit
             for hit in self._nearest(question, namespace, embedding, self.candidates, live_only=True)
@@ -302,10 +307,18 @@ class Memory:
         self._count_served(best.record)
         return best
 
-    def search(self, text: str, *, namespace: str | None = None, k: int = 10) -> list[Hit]:
-        """The ``k`` nearest live records, verified or not (for people looking through the memory)."""
-        text = check_text("search text", text, MAX_QUESTION_CHARS)
-        return self._nearest(text, namespace, None, k, live_only=True)
+    def search(
+        self, text: str, *, namespace: str | None = None, k: int = 10, embedding: Sequence[float] | None = None
+    ) -> list[Hit]:
+        """The ``k`` nearest live records, verified or not (for people looking through the memory, the router's
+        adapter scope and the teacher's context)."""
+        text = check_text("search text", text, self.max_question_chars)
+        return self._nearest(text, namespace, embedding, k, live_only=True)
+
+    def embed(self, question: str) -> list[float]:
+        """The question's embedding, checked as :meth:`recall` checks it: one turn embeds its question once and
+        passes it to :meth:`recall`, :meth:`search` and :meth:`remember` (the embedding is most of a hit's cost)."""
+        return self.embedder.embed_one(check_text("question", question, self.max_question_chars))
 
     def get(self, record_id_: str, *, namespace: str | None = None) -> MemoryRecord | None:
         """The record with this id, or ``None``."""

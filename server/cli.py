@@ -174,8 +174,9 @@ def ask_command(
     from .serving.router import Switches
     from .student.client import as_conversation
 
-    as_conversation(question)  # a bad question fails before a minute of start-up
     settings = _settings(ctx)
+    # a bad question fails before a minute of start-up
+    as_conversation(question, max_question_chars=settings.question_max_chars)
     with _start_mentee(settings, adapter=adapter) as mentee:
         routed = mentee.answer(question, Switches(memory=memory, teacher=teacher, learn=learn))
     if as_json:

@@ -8,36 +8,28 @@ teacher calls were avoided and what they would have cost.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import socket
 import threading
 import time
-import uuid
-from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Self
 
 from .core.config import Settings
 from .core.errors import MenteeError
-from .core.files import write_json
 from .serving.calibration import Calibration, load_calibration
 from .serving.router import RoutedAnswer, Router, StudentLike, Switches
+from .serving.stats import AnswerCounts
 from .student.prompting import ChatMessage
 
 if TYPE_CHECKING:
     from ..memory.embedder import Embedder
     from ..memory.store import Memory
     from .learning.adapters import AdapterStore, AdapterVersion
-    from .learning.round import Learner, RoundRunner
+    from .learning.round import Learner
+    from .learning.runner import RoundRunner
     from .teachers.base import GuardedTeacher, Teacher
 
 logger = logging.getLogger(__name__)
-
-TIMELINE_MINUTES = 24 * 60
-STATS_DIR = "stats"
-SHARE_EVERY_S = 2.0
 
 UNCALIBRATED_THRESHOLD = 0.5
 
@@ -72,23 +64,12 @@ class Mentee:
         self.router: Router | None = None
         self.calibration: Calibration | None = None
         self.started_at = time.time()
-        self._lock = threading.Lock()
         self.adapters: AdapterStore | None = None
         self._learner: Learner | None = None
         self._rounds: RoundRunner | None = None
         self._adapter_checked = 0.0
         self._switch_lock = threading.Lock()
-        self._answers = {"memory": 0, "student": 0, "teacher": 0}
-        # Answers by source per minute over the last day, for the dashboard's "teacher share over time".
-        self._timeline: deque[dict[str, int]] = deque(maxlen=TIMELINE_MINUTES)
-        self._low_confidence = 0
-        self._failed = 0
-        # Each API worker shares its counts in the home (stats/<host>-<pid>-<id>.json), so /v1/mentee/stats on
-        # any worker sums the whole deployment, and what was counted outlives a restart.
-        worker = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"  # one process may hold several
-        self._counts_path = settings.home / STATS_DIR / f"{worker}.json"
-        self._counts_shared = 0.0
-        self._share_lock = threading.Lock()
+        self.counts = AnswerCounts(settings.home)
 
     # -- lifecycle -------------------------------------------------------------------------------------------
 
@@ -125,8 +106,10 @@ class Mentee:
             adapter=self.adapter,
             strict=self.settings.strict,
             context_items=self.settings.teacher_context_items,
+            context_distance=self.settings.teacher_context_distance,
             adapter_scope=self.settings.adapter_scope,
             adapter_scope_distance=self.settings.adapter_scope_distance,
+            max_question_chars=self.settings.question_max_chars,
         )
         if self.teacher is None:
             logger.warning("no teacher is configured: the student answers what the memory cannot")
@@ -140,7 +123,7 @@ class Mentee:
     def close(self) -> None:
         """Close what :meth:`start` opened (the memory's pending counts are written; mentee's vLLM is stopped)."""
         if self.router is not None:
-            self._share_counts(force=True)
+            self.counts.share(force=True)
         self.router = None
         if self._rounds is not None:
             self._rounds.stop()
@@ -181,71 +164,10 @@ class Mentee:
         try:
             routed = self.router.answer(messages, switches)
         except MenteeError:
-            with self._lock:
-                self._failed += 1
-            self._share_counts()
+            self.counts.failed()
             raise
-        with self._lock:
-            self._answers[routed.source] += 1
-            minute = int(time.time() // 60) * 60
-            if not self._timeline or self._timeline[-1]["minute"] != minute:
-                self._timeline.append({"minute": minute, "memory": 0, "student": 0, "teacher": 0})
-            self._timeline[-1][routed.source] += 1
-            self._low_confidence += routed.low_confidence
-        self._share_counts()
+        self.counts.answered(routed.source, low_confidence=routed.low_confidence)
         return routed
-
-    def _counts(self) -> dict[str, Any]:
-        with self._lock:
-            return {
-                "answers": dict(self._answers),
-                "timeline": [dict(bucket) for bucket in self._timeline],
-                "low_confidence": self._low_confidence,
-                "failed": self._failed,
-                "updated_at": time.time(),
-            }
-
-    def _share_counts(self, *, force: bool = False) -> None:
-        """Write this worker's counts to the home, at most every couple of seconds (and on close)."""
-        now = time.monotonic()
-        if not force and now - self._counts_shared < SHARE_EVERY_S:
-            return
-        if not self._share_lock.acquire(blocking=force):
-            return  # another thread is writing them right now
-        try:
-            self._counts_shared = now
-            write_json(self._counts_path, self._counts(), indent=None)
-        except OSError as e:
-            logger.warning("could not share this worker's counts in %s: %s", self._counts_path, e)
-        finally:
-            self._share_lock.release()
-
-    def _deployment_counts(self) -> tuple[dict[str, Any], int]:
-        """This worker's counts plus those every other worker (live or gone) shared in the home; how many."""
-        merged = self._counts()
-        by_minute = {bucket["minute"]: bucket for bucket in merged["timeline"]}
-        workers = 1
-        folder = self.settings.home / STATS_DIR
-        for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-            if path == self._counts_path:
-                continue
-            try:
-                other = json.loads(path.read_text())
-                for source, count in other["answers"].items():
-                    merged["answers"][source] = merged["answers"].get(source, 0) + int(count)
-                merged["low_confidence"] += int(other.get("low_confidence", 0))
-                merged["failed"] += int(other.get("failed", 0))
-                for bucket in other.get("timeline", []):
-                    mine = by_minute.setdefault(bucket["minute"], {"minute": bucket["minute"]})
-                    for source in ("memory", "student", "teacher"):
-                        mine[source] = mine.get(source, 0) + int(bucket.get(source, 0))
-            except (OSError, ValueError, KeyError, TypeError) as e:
-                logger.warning("skipping the unreadable worker counts %s: %s", path, e)
-                continue
-            workers += 1
-        since = time.time() - TIMELINE_MINUTES * 60
-        merged["timeline"] = [by_minute[m] for m in sorted(by_minute) if m >= since]
-        return merged, workers
 
     # -- adapters ----------------------------------------------------------------------------------------------
 
@@ -274,7 +196,7 @@ class Mentee:
     def rounds(self) -> RoundRunner:
         """Rounds in the background: on demand (``submit``) and on the configured schedule."""
         if self._rounds is None:
-            from .learning.round import RoundRunner
+            from .learning.runner import RoundRunner
 
             self.learner  # noqa: B018 - fails early, with the reason, where learning is impossible
             assert self.memory is not None
@@ -282,7 +204,8 @@ class Mentee:
         return self._rounds
 
     def follow_active_adapter(self, *, force: bool = False) -> None:
-        """Serve the store's active version if another worker or a round switched it (checked once a second)."""
+        """Serve the store's active version if another worker, the CLI or a round switched it (checked once a
+        second), through the same path a round's switch takes (:func:`~.learning.adapters.serve`)."""
         if self.adapters is None or self.router is None:
             return
         now = time.monotonic()
@@ -293,33 +216,38 @@ class Mentee:
         name = active.served_name if active is not None else None
         if name == self.router.adapter:
             return
+        from .learning.adapters import serve
+
         with self._switch_lock:
-            if active is not None and name not in self.student.adapters():  # type: ignore[union-attr]
-                self.student.load_adapter(name, active.path)  # type: ignore[union-attr]
-            self._switch(active)
+            serve(
+                self.student,  # type: ignore[arg-type]
+                self.adapters,
+                active,
+                keep_loaded=self.settings.adapters_keep_loaded,
+                switch=self._switch,
+            )
 
     def _student_restarted(self) -> None:
         """A restarted vLLM has lost its LoRA adapters: the base model answers until the active one is loaded."""
         if self.router is not None:
-            self.router.adapter = None
+            self.router.use_adapter(None)
         self.follow_active_adapter(force=True)
 
     def _calibrated(self, calibration: Calibration) -> None:
         self.calibration = calibration
         if self.router is not None:
-            self.router.threshold = self.threshold
+            self.router.use_threshold(self.threshold)
             logger.info("re-calibrated for %s: threshold %.4f", calibration.adapter, self.router.threshold)
 
     def _switch(self, adapter: AdapterVersion | None) -> None:
         if self.router is not None:
-            self.router.adapter = adapter.served_name if adapter is not None else None
-            logger.info("now serving %s", self.router.adapter or "the base model")
+            self.router.use_adapter(adapter.served_name if adapter is not None else None)
 
     # -- state -----------------------------------------------------------------------------------------------
 
     def stats(self) -> dict[str, Any]:
         """Answers by source, teacher calls avoided and their estimated cost, the teacher's ledger, the memory."""
-        counts, workers = self._deployment_counts()
+        counts, workers = self.counts.deployment()
         answers, timeline = counts["answers"], counts["timeline"]
         low_confidence, failed = counts["low_confidence"], counts["failed"]
         total = sum(answers.values())

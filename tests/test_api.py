@@ -286,7 +286,7 @@ def test_stats_sum_every_worker_sharing_the_home_and_outlive_a_restart(tmp_path:
         other = {"model": "mentee", "messages": [{"role": "user", "content": "Capital of Ecuador?"}]}
         assert second.post("/v1/chat/completions", json=other).json()["mentee"]["source"] == "teacher"
         assert second.post("/v1/chat/completions", json=question).json()["mentee"]["source"] == "student"
-        worker_b._share_counts(force=True)  # as it does every 2 s while it answers
+        worker_b.counts.share(force=True)  # as it does every 2 s while it answers
         seen_by_a = first.get("/v1/mentee/stats").json()
         assert seen_by_a["workers"] == 2
         assert {k: seen_by_a["answers"][k] for k in ("memory", "student", "teacher", "total")} == {
@@ -304,3 +304,91 @@ def test_stats_sum_every_worker_sharing_the_home_and_outlive_a_restart(tmp_path:
         after_restart = third.get("/v1/mentee/stats").json()
         assert (after_restart["workers"], after_restart["answers"]["total"]) == (3, 3)
     worker_c.close()
+
+
+def test_a_chat_turn_embeds_its_question_once(tmp_path: Path, embedder: Embedder) -> None:
+    """Through the API and the service, a turn that goes to the teacher and is remembered embeds its question once
+    (recall, adapter scope, teacher context and the remembered record share it)."""
+    from tests.test_router import CountingEmbedder
+
+    counting = CountingEmbedder(embedder)
+    client, mentee = make_client(tmp_path, counting, confidence_threshold=0.5)
+    with client:
+        body = {"model": "mentee", "messages": [{"role": "user", "content": "What is the capital of Peru?"}]}
+        counting.texts.clear()
+        assert client.post("/v1/chat/completions", json=body).json()["mentee"]["source"] == "teacher"
+        assert counting.texts == ["What is the capital of Peru?"]
+        counting.texts.clear()
+        assert client.post("/v1/chat/completions", json=body).json()["mentee"]["source"] == "memory"
+        assert counting.texts == ["What is the capital of Peru?"]
+    mentee.close()
+
+
+def test_admin_routes_say_503_with_the_reason_when_the_memory_fails(
+    served: tuple[TestClient, Mentee], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Chroma outage on the admin routes is what it is on the chat route: a 503 naming the memory, not a 500."""
+    client, mentee = served
+    assert mentee.memory is not None
+    record = mentee.memory.remember("Who wrote Dracula?", "Bram Stoker", source="t")
+
+    def chroma_down(*args: Any, **kwargs: Any) -> Any:
+        from mentee.memory.store import MemoryStoreError
+
+        raise MemoryStoreError("the memory's Chroma store (test) failed: connection refused")
+
+    monkeypatch.setattr(mentee.memory, "_call", chroma_down)
+    for method, path, body in [
+        ("GET", "/v1/mentee/memory", None),
+        ("GET", "/v1/mentee/memory?q=Dracula", None),
+        ("GET", f"/v1/mentee/memory/{record.id}", None),
+        ("POST", "/v1/mentee/memory", {"question": "Who wrote Emma?", "answer": "Jane Austen"}),
+        ("PATCH", f"/v1/mentee/memory/{record.id}", {"answer": "Stoker"}),
+        ("DELETE", f"/v1/mentee/memory/{record.id}", None),
+        ("GET", "/v1/mentee/stats", None),
+    ]:
+        response = client.request(method, path, json=body)
+        assert response.status_code == 503, (method, path, response.text)
+        error = response.json()["error"]
+        assert (error["type"], error["code"]) == ("service_unavailable", "unavailable")
+        assert "connection refused" in error["message"]
+
+
+def test_one_question_length_limit_from_one_setting(tmp_path: Path, embedder: Embedder) -> None:
+    """question_max_chars holds for the chat route, the memory's search and a person's correction alike."""
+    settings = load_settings(home=tmp_path / "home", confidence_threshold=0.5, question_max_chars=200)
+    teacher = GuardedTeacher(LangChainTeacher(FakeListChatModel(responses=["Lima"])))
+    memory = Memory.from_settings(settings, embedder=embedder)  # as `mentee serve` builds it
+    mentee = Mentee(settings, student=KnowingStudent(), memory=memory, teacher=teacher).start()
+    client = TestClient(create_app(mentee))
+    with client:
+        long = "What is " + "x" * 200 + "?"
+        chat = client.post(
+            "/v1/chat/completions", json={"model": "mentee", "messages": [{"role": "user", "content": long}]}
+        )
+        assert chat.status_code == 413 and "question_max_chars" in chat.json()["error"]["message"]
+        assert client.get("/v1/mentee/memory", params={"q": long}).status_code == 400
+        correction = client.post("/v1/mentee/memory", json={"question": long, "answer": "x"})
+        assert correction.status_code == 400 and "limit" in correction.json()["error"]["message"]
+        ok = "What is the capital of Peru, the country in South America, on the Pacific coast?"
+        body = {"model": "mentee", "messages": [{"role": "user", "content": ok}]}
+        assert client.post("/v1/chat/completions", json=body).status_code == 200
+    mentee.close()
+
+
+def test_a_second_round_gets_409_with_the_running_rounds_id(served: tuple[TestClient, Mentee]) -> None:
+    from mentee.server.learning.runner import RoundRunner
+    from tests.test_learning_parts import SlowLearner
+
+    client, mentee = served
+    learner = SlowLearner()
+    assert mentee.memory is not None
+    mentee._rounds = RoundRunner(lambda: learner, mentee.settings, mentee.memory)  # type: ignore[arg-type,return-value]
+    try:
+        first = mentee.rounds.submit("test")
+        refused = client.post("/v1/mentee/train")
+        assert refused.status_code == 409
+        assert refused.json()["error"]["code"] == "round_running"
+        assert refused.json()["error"]["round_id"] == first.id
+    finally:
+        learner.release.set()

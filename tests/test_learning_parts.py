@@ -177,7 +177,8 @@ def test_rounds_run_one_at_a_time_and_on_schedule(tmp_path: Path, embedder: Embe
     import time
 
     from mentee.server.core.config import load_settings
-    from mentee.server.learning.round import LearningError, RoundRunner
+    from mentee.server.learning.round import LearningError
+    from mentee.server.learning.runner import RoundRunner
 
     memory = Memory(path=tmp_path / "memory", embedder=embedder)
     learner = SlowLearner()
@@ -187,8 +188,9 @@ def test_rounds_run_one_at_a_time_and_on_schedule(tmp_path: Path, embedder: Embe
     memory.remember("Who wrote Emma?", "Jane Austen", source="t")
     assert runner.due() == "2 new items (learn_after_items = 2)"
     job = runner.submit()
-    with pytest.raises(LearningError, match="already"):
+    with pytest.raises(LearningError, match="already") as refused:
         runner.submit()
+    assert refused.value.round_id == job.id  # the running round, as data (the API's 409 carries it)
     assert runner.due() is None  # busy
     deadline = time.monotonic() + 5
     while runner.get(job.id).progress.get("step") != 1 and time.monotonic() < deadline:  # type: ignore[union-attr]

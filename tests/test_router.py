@@ -11,7 +11,9 @@ from langchain_core.language_models.fake_chat_models import FakeListChatModel
 
 from mentee.memory.embedder import Embedder
 from mentee.memory.store import Memory
-from mentee.server.serving.router import NoSourceError, Router, Switches, adapter_for, guard_problems, stands_alone
+from mentee.server.core.errors import InvalidRequestError
+from mentee.server.serving.adapter_scope import adapter_for
+from mentee.server.serving.router import NoSourceError, Router, Switches, guard_problems, stands_alone
 from mentee.server.student.client import Generation, TokenLogprob
 from mentee.server.student.prompting import ChatMessage
 from mentee.server.teachers import GuardedTeacher, TaughtItem, Teacher, TeacherAnswer, TeacherUnavailableError
@@ -234,3 +236,61 @@ def test_taught_scope_routes_between_adapter_and_base_model(memory: Memory) -> N
     assert (base.source, base.adapter) == ("student", None)
     near = router.answer("Who is the author of Dracula?", Switches(memory=False))
     assert (near.source, near.adapter) == ("student", "student-v1")
+
+
+class CountingEmbedder(Embedder):
+    """The session's MiniLM, counting the texts it is asked to embed."""
+
+    def __init__(self, inner: Embedder) -> None:
+        self.inner = inner
+        self.id = inner.id
+        self.dimension = inner.dimension
+        self.texts: list[str] = []
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        self.texts += list(texts)
+        return self.inner.embed(texts)
+
+
+def test_a_turn_embeds_its_question_once(tmp_path: Path, embedder: Embedder) -> None:
+    """Recall, adapter scope, the teacher's context and the remembered answer share one embedding of the question."""
+    counting = CountingEmbedder(embedder)
+    memory = Memory(path=tmp_path / "memory", embedder=counting)
+    learned = memory.remember("Who wrote the novel Dracula?", "Bram Stoker", source="teacher:x")
+    memory.mark_learned([learned.id], "v1")
+    memory.remember("What is the population of Peru?", "About 34 million", source="teacher:x")
+    teacher = RecordingTeacher("Lima")
+    student = ScriptedStudent(generation("Quito", 0.1), generation("Paris", 0.9), generation("Bram Stoker", 0.9))
+    router = Router(student, memory=memory, teacher=teacher, threshold=0.5, adapter="student-v1", context_items=3)
+
+    counting.texts.clear()
+    taught = router.answer("What is the capital of Peru?")  # recall misses, scope, context, remembered
+    assert (taught.source, taught.adapter) == ("teacher", None)
+    assert teacher.contexts[-1], "the teacher got the related remembered item as context"
+    assert counting.texts == ["What is the capital of Peru?"]
+
+    counting.texts.clear()
+    hit = router.answer("what is the capital of peru")
+    assert hit.source == "memory"
+    assert counting.texts == ["what is the capital of peru"]
+
+    counting.texts.clear()
+    student_answer = router.answer("What is the capital of France?")  # recall misses, scope, the student answers
+    assert student_answer.source == "student"
+    assert counting.texts == ["What is the capital of France?"]
+
+    counting.texts.clear()
+    near = router.answer("Who is the author of Dracula?", Switches(memory=False))  # scope only
+    assert (near.source, near.adapter) == ("student", "student-v1")
+    assert counting.texts == ["Who is the author of Dracula?"]
+
+
+def test_the_context_distance_and_question_limit_are_the_routers_settings(memory: Memory) -> None:
+    memory.remember("Who wrote the novel Dracula?", "Bram Stoker", source="teacher:x")
+    teacher = RecordingTeacher("Lima")
+    student = ScriptedStudent(generation("?", 0.1), generation("?", 0.1))
+    Router(student, memory=memory, teacher=teacher, context_distance=2.0).answer("What is the capital of Peru?")
+    Router(student, memory=memory, teacher=teacher, context_distance=0.01).answer("What is the capital of Chile?")
+    assert [len(c) for c in teacher.contexts] == [1, 0]  # Dracula is within 2.0; nothing is within 0.01
+    with pytest.raises(InvalidRequestError, match="limit is 100"):
+        Router(student, memory=memory, max_question_chars=100).answer("x" * 101)

@@ -7,10 +7,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from mentee.server.core.config import load_settings
+from mentee.server.core.config import QUESTION_MAX_CHARS, load_settings
 from mentee.server.core.errors import InvalidRequestError, StudentError
 from mentee.server.student.client import (
-    MAX_QUESTION_CHARS,
     Generation,
     StreamChunk,
     Student,
@@ -28,7 +27,7 @@ def test_questions_are_checked() -> None:
     with pytest.raises(InvalidRequestError, match="empty"):
         as_conversation([])
     with pytest.raises(InvalidRequestError, match="limit"):
-        as_conversation("x" * (MAX_QUESTION_CHARS + 1))
+        as_conversation("x" * (QUESTION_MAX_CHARS + 1))
 
 
 def test_completion_chunk_parsing() -> None:

@@ -124,7 +124,7 @@ def test_accelerate_launch_with_two_cpu_processes_reaches_the_same_verdict(
     launched exactly as a round launches it (train_processes = 2), against one plain process."""
     from mentee.server.core.config import load_settings
     from mentee.server.learning.dataset import Example
-    from mentee.server.learning.round import Learner, trainer_environment
+    from mentee.server.learning.launch import trainer_command, trainer_environment
 
     new = [Example(f"n{i}", q, a, "new") for i, (q, a) in enumerate(TAUGHT.items())]
     examples = [{"id": e.id, "question": e.question, "answer": e.answer, "kind": "new"} for e in new]
@@ -133,8 +133,7 @@ def test_accelerate_launch_with_two_cpu_processes_reaches_the_same_verdict(
     for processes in (1, 2):
         job_dir = tmp_path / f"job-{processes}"
         TrainingJob(str(tiny_model_dir), "qa", examples * 2, lora).write(job_dir)
-        learner = Learner(load_settings(home=tmp_path, train_processes=processes), student=None, memory=None)  # type: ignore[arg-type]
-        command = learner.trainer_command(job_dir)
+        command = trainer_command(load_settings(home=tmp_path, train_processes=processes), job_dir)
         assert ("accelerate.commands.launch" in command) == (processes == 2)
         run = subprocess.run(command, env=trainer_environment(job_dir), capture_output=True, text=True, timeout=900)
         assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]

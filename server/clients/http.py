@@ -42,11 +42,13 @@ def wait_until_healthy(
 
 
 class MenteeClientError(MenteeError):
-    """The mentee server refused a request (its message, and the HTTP status) or could not be reached."""
+    """The mentee server refused a request (its message, the HTTP status and the error object it sent, e.g. the
+    running round's ``round_id`` on a 409) or could not be reached."""
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    def __init__(self, message: str, status: int | None = None, error: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.error = error or {}
 
 
 class MenteeClient:
@@ -218,16 +220,21 @@ class MenteeClient:
             msg = f"cannot reach the mentee server at {self.url}: {e}"
             raise MenteeClientError(msg) from e
         if response.status_code >= 400:
-            raise MenteeClientError(_http_message(response), response.status_code)
+            error = _error_object(response)
+            raise MenteeClientError(_http_message(response, error), response.status_code, error)
         return response.json() if response.content else None
 
 
-def _http_message(response: Any) -> str:
+def _error_object(response: Any) -> dict[str, Any]:
     try:
         error = response.json().get("error", {})
-        message = error.get("message") if isinstance(error, dict) else None
-    except ValueError:
-        message = None
+    except (ValueError, AttributeError):
+        return {}
+    return error if isinstance(error, dict) else {}
+
+
+def _http_message(response: Any, error: dict[str, Any]) -> str:
+    message = error.get("message")
     return f"the server answered {response.status_code}: {message or response.text[:300] or response.reason_phrase}"
 
 

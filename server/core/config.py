@@ -26,6 +26,9 @@ ENV_PREFIX = "MENTEE_"
 CONFIG_FILE_ENV = "MENTEE_CONFIG"
 # vLLM accepts only these LoRA ranks (vllm/config/lora.py).
 VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+# The longest question, in characters: the API, the router and the memory hold every question to one limit
+# (question_max_chars); parts used on their own (a Memory, a Student) take this as their default.
+QUESTION_MAX_CHARS = 2000
 
 
 class Settings(BaseSettings):
@@ -236,6 +239,21 @@ class Settings(BaseSettings):
         ge=0,
         le=20,
         description="Related remembered answers (people's corrections first) sent to the teacher as context.",
+    )
+    teacher_context_distance: float = Field(
+        default=0.5,
+        gt=0,
+        le=2,
+        description="Largest cosine distance from the question for a remembered answer to be sent as context.",
+    )
+    question_max_chars: int = Field(
+        default=QUESTION_MAX_CHARS,
+        ge=100,
+        le=100_000,
+        description=(
+            "Longest question (the last user message, characters) the API, the router and the memory accept; "
+            "earlier messages may be up to api_max_message_chars."
+        ),
     )
 
     api_host: str = Field(default="127.0.0.1", min_length=1, description="Address `mentee serve` listens on.")
@@ -465,6 +483,13 @@ class Settings(BaseSettings):
     @property
     def logs_dir(self) -> Path:
         return self.home / "logs"
+
+
+def setting_default(name: str) -> Any:
+    """A setting's default, for the parts that take their own knobs (LoRA, gate, teacher limits): their
+    dataclasses default to the settings' defaults rather than keep a second copy."""
+    default = Settings.model_fields[name].get_default(call_default_factory=True)
+    return tuple(default) if isinstance(default, list) else default
 
 
 def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import logging
 import random
-import re
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -305,11 +304,11 @@ class Evaluation:
                 job = self.client.train()
                 break
             except MenteeClientError as e:
-                running = re.search(r"\((round-[0-9a-f]+)\)", str(e)) if e.status == 409 else None
-                if running is None:
-                    raise
-                self.on_event(f"waiting for the round already running ({running.group(1)})")
-                self._wait_for(running.group(1), deadline)
+                running = e.error.get("round_id") if e.status == 409 else None
+                if not isinstance(running, str):
+                    raise  # not a running round, or one another worker runs (its progress is not here)
+                self.on_event(f"waiting for the round already running ({running})")
+                self._wait_for(running, deadline)
         return self._wait_for(job["id"], deadline)
 
     def _wait_for(self, job_id: str, deadline: float) -> dict[str, Any]:

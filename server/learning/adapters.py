@@ -14,13 +14,13 @@ import logging
 import re
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from ..core.errors import InvalidRequestError, MenteeError
+from ..core.errors import InvalidRequestError, MenteeError, StudentError
 from ..core.files import write_json
 
 logger = logging.getLogger(__name__)
@@ -142,15 +142,21 @@ class AdapterStore:
             logger.warning("the active adapter %s is gone; serving the base model", version)
             return None
 
+    def servable(self, version: str | None) -> AdapterVersion | None:
+        """The version, if it may be served (it exists and passed its gate); ``None`` stands for the base model."""
+        if version is None:
+            return None
+        adapter = self.get(version)
+        if adapter.verdict != "passed":
+            msg = f"adapter {version} did not pass its gate ({adapter.verdict}); it is never served"
+            raise AdapterError(msg)
+        return adapter
+
     def activate(self, version: str | None, *, reason: str = "") -> AdapterVersion | None:
-        """Make ``version`` (a passed one) the served version; ``None`` goes back to the base model."""
+        """Make ``version`` (a passed one) the served version; ``None`` goes back to the base model. Running
+        servers follow within a second (:func:`serve`)."""
         with self._lock():
-            adapter = None
-            if version is not None:
-                adapter = self.get(version)
-                if adapter.verdict != "passed":
-                    msg = f"adapter {version} did not pass its gate ({adapter.verdict}); it is never served"
-                    raise AdapterError(msg)
+            adapter = self.servable(version)
             state = self._active_state()
             history = [*state.get("history", []), {"active": version, "at": time.time(), "reason": reason}]
             write_json(self.root / ACTIVE, {"active": version, "history": history[-100:]})
@@ -185,3 +191,60 @@ class AdapterStore:
 
         with FileLock(str(self.root / ".lock"), timeout=60):
             yield
+
+
+class AdapterHost(Protocol):
+    """What serves adapters: the student's vLLM (:class:`~mentee.server.student.client.Student`)."""
+
+    def adapters(self) -> list[str]: ...
+    def load_adapter(self, name: str, path: str | Path) -> None: ...
+    def unload_adapter(self, name: str) -> None: ...
+
+
+def serve(
+    student: AdapterHost,
+    store: AdapterStore,
+    adapter: AdapterVersion | None,
+    *,
+    keep_loaded: int,
+    switch: Callable[[AdapterVersion | None], None],
+    reason: str | None = None,
+) -> None:
+    """Put ``adapter`` (``None``: the base model) in service: the one path for a round's pass, the API, the CLI's
+    ``mentee adapters activate`` (which every running worker then follows) and a worker catching up.
+
+    It is loaded into vLLM first (so a version that cannot load never becomes active), made the store's active
+    version when ``reason`` is given (the caller is switching it, not following a switch), handed to ``switch``
+    (the router), and older loaded versions beyond ``keep_loaded`` are unloaded — never one whose gate is still
+    running, which another process may be asking right now.
+    """
+    if adapter is not None and adapter.served_name not in student.adapters():
+        student.load_adapter(adapter.served_name, adapter.path)
+    if reason is not None:
+        store.activate(adapter.version if adapter is not None else None, reason=reason)
+    switch(adapter)
+    _unload_old(student, store, keep=adapter, keep_loaded=keep_loaded)
+
+
+def _unload_old(student: AdapterHost, store: AdapterStore, *, keep: AdapterVersion | None, keep_loaded: int) -> None:
+    loaded = sorted(
+        (name for name in student.adapters() if _VERSION.match(name.removeprefix("student-"))),
+        key=lambda name: version_number(name.removeprefix("student-")),
+    )
+    decided = []
+    for name in loaded:
+        if keep is not None and name == keep.served_name:
+            continue
+        try:
+            if store.get(name.removeprefix("student-")).verdict == "pending":
+                continue  # a candidate in its gate
+        except AdapterError:
+            pass  # gone from the store: nothing will ask for it
+        decided.append(name)
+    for name in decided[: max(0, len(decided) - (keep_loaded - 1))]:
+        try:
+            student.unload_adapter(name)
+        except StudentError:
+            if name in student.adapters():
+                raise
+            # workers sharing one vLLM follow the same switch: another unloaded it a moment ago

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..core.answers import is_correct
+from ..core.config import Settings, setting_default
 from .dataset import Example
 
 logger = logging.getLogger(__name__)
@@ -22,12 +23,21 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class GateThresholds:
-    """What an adapter must reach (from the settings' ``gate_*`` fields)."""
+    """What an adapter must reach (the settings' ``gate_*`` fields)."""
 
-    min_new_recall: float = 0.9  # share of newly taught items the student answers right alone
-    min_retention: float = 0.9  # share of items taught by earlier adapters still answered right
-    max_anchor_drop: float = 0.05  # largest fall in check-anchor accuracy against the base model
-    min_paraphrase_recall: float = 0.0  # share of taught items' paraphrases answered right (0: not required)
+    min_new_recall: float = setting_default("gate_min_new_recall")  # newly taught items answered right alone
+    min_retention: float = setting_default("gate_min_retention")  # items of earlier adapters still answered right
+    max_anchor_drop: float = setting_default("gate_max_anchor_drop")  # largest fall in check-anchor accuracy
+    min_paraphrase_recall: float = setting_default("gate_min_paraphrase_recall")  # taught items' paraphrases
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> GateThresholds:
+        return cls(
+            min_new_recall=settings.gate_min_new_recall,
+            min_retention=settings.gate_min_retention,
+            max_anchor_drop=settings.gate_max_anchor_drop,
+            min_paraphrase_recall=settings.gate_min_paraphrase_recall,
+        )
 
 
 @dataclass(frozen=True)

@@ -15,13 +15,10 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import os
 import shutil
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Container
@@ -31,7 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.errors import MenteeError
 from ..core.files import write_json
-from .adapters import MANIFEST, AdapterStore, AdapterVersion
+from ..core.processes import die_with_parent
+from .adapters import MANIFEST, AdapterStore, AdapterVersion, serve
 from .dataset import (
     RoundData,
     build_round,
@@ -42,6 +40,7 @@ from .dataset import (
     paraphrase_checks,
 )
 from .gate import GateReport, GateThresholds, run_gate, score
+from .launch import base_checksum, trainer_command, trainer_environment
 from .trainer import RESULT, LoraSettings, TrainingJob, read_progress
 
 if TYPE_CHECKING:
@@ -60,6 +59,10 @@ ProgressCallback = Callable[[dict[str, Any]], None]
 
 class LearningError(MenteeError):
     """A round could not run (another is running, nothing to learn, the trainer failed)."""
+
+    def __init__(self, message: str, *, round_id: str | None = None) -> None:
+        super().__init__(message)
+        self.round_id = round_id  # the round already running, when it runs in this process
 
 
 @dataclass
@@ -104,27 +107,10 @@ class Learner:
     # -- settings ----------------------------------------------------------------------------------------------
 
     def lora(self) -> LoraSettings:
-        s = self.settings
-        return LoraSettings(
-            rank=s.lora_rank,
-            alpha=s.lora_alpha,
-            dropout=s.lora_dropout,
-            target_modules=tuple(s.lora_target_modules),
-            epochs=s.train_epochs,
-            learning_rate=s.train_learning_rate,
-            batch_size=s.train_batch_size,
-            seed=s.train_seed,
-            precision=s.train_precision,
-        )
+        return LoraSettings.from_settings(self.settings)
 
     def thresholds(self) -> GateThresholds:
-        s = self.settings
-        return GateThresholds(
-            min_new_recall=s.gate_min_new_recall,
-            min_retention=s.gate_min_retention,
-            max_anchor_drop=s.gate_max_anchor_drop,
-            min_paraphrase_recall=s.gate_min_paraphrase_recall,
-        )
+        return GateThresholds.from_settings(self.settings)
 
     # -- a round -----------------------------------------------------------------------------------------------
 
@@ -207,7 +193,7 @@ class Learner:
                 "version": version,
                 "created_at": time.time(),
                 "base_model": str(self.student.model_dir or self.settings.student_model),
-                "base_model_sha256": _base_checksum(self.student.model_dir),
+                "base_model_sha256": base_checksum(self.student.model_dir),
                 "prompt_format": self.student.prompt_format.name,
                 "data": data.summary(),
                 "hyperparameters": self.lora().__dict__ | {"target_modules": list(self.lora().target_modules)},
@@ -291,11 +277,9 @@ class Learner:
         TrainingJob(str(base), self.student.prompt_format.name, examples_to_json(data.train), self.lora()).write(
             job_dir
         )
-        from ..core.processes import die_with_parent
-
         with (job_dir / "train.log").open("wb") as log:
             self.trainer_process = subprocess.Popen(
-                self.trainer_command(job_dir),
+                trainer_command(self.settings, job_dir),
                 env=trainer_environment(job_dir),
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -314,30 +298,6 @@ class Learner:
             msg = f"the trainer failed (exit {code}); its log {job_dir / 'train.log'} ends:\n{tail}"
             raise LearningError(msg)
         return dict(json.loads((job_dir / RESULT).read_text()))
-
-    def trainer_command(self, job_dir: Path) -> list[str]:
-        """The trainer's command line: one process, or ``train_processes`` data-parallel ones through Hugging Face
-        accelerate (torch.distributed underneath: NCCL on GPUs, gloo on CPUs)."""
-        trainer = ["-m", "mentee.server.learning.trainer", str(job_dir)]
-        s = self.settings
-        if s.train_processes == 1 and not s.train_launch_args:
-            return [sys.executable, *trainer]
-        from ..core.processes import free_port
-
-        # accelerate's --multi_gpu is its torch.distributed launcher; without a GPU the processes train on CPU
-        # with gloo (the trainer sets use_cpu), with GPUs one process per device.
-        launch = [
-            sys.executable, "-m", "accelerate.commands.launch",
-            "--multi_gpu",
-            "--num_processes", str(s.train_processes),
-            "--mixed_precision", "no",  # the trainer picks bf16 itself on GPUs
-            "--dynamo_backend", "no",
-        ]  # fmt: skip
-        if "--main_process_port" not in s.train_launch_args:
-            launch += ["--main_process_port", str(free_port("127.0.0.1"))]
-        if "--num_machines" not in s.train_launch_args:
-            launch += ["--num_machines", "1"]
-        return [*launch, *s.train_launch_args, *trainer]
 
     def _gate(self, adapter: AdapterVersion, data: RoundData) -> GateReport:
         self.student.load_adapter(adapter.served_name, adapter.path)
@@ -365,7 +325,7 @@ class Learner:
     def _ask_alone(self, question: str, adapter: AdapterVersion, *, also_learned: Container[str] = ()) -> Generation:
         """The student alone (no memory answer, no teacher), routed between ``adapter`` and the base model as it
         is served (``adapter_scope``)."""
-        from ..serving.router import adapter_for
+        from ..serving.adapter_scope import adapter_for
 
         chosen = adapter_for(
             question,
@@ -380,181 +340,16 @@ class Learner:
     # -- switching ---------------------------------------------------------------------------------------------
 
     def activate(self, version: str | None, *, reason: str = "") -> AdapterVersion | None:
-        """Serve ``version`` (a passed one; ``None``: the base model): loaded into vLLM if needed, made active
-        for every worker, older loaded versions beyond ``adapters_keep_loaded`` unloaded."""
-        adapter = self.store.get(version) if version is not None else None
-        if adapter is not None and adapter.served_name not in self.student.adapters():
-            self.student.load_adapter(adapter.served_name, adapter.path)
-        self.store.activate(version, reason=reason)
-        if self.on_switch is not None:
-            self.on_switch(adapter)
-        self._unload_old(keep=adapter)
+        """Serve ``version`` (a passed one; ``None``: the base model), through the one path every switch takes
+        (:func:`.adapters.serve`): loaded into vLLM, made active for every worker, older loaded versions beyond
+        ``adapters_keep_loaded`` unloaded."""
+        adapter = self.store.servable(version)
+        serve(
+            self.student,
+            self.store,
+            adapter,
+            keep_loaded=self.settings.adapters_keep_loaded,
+            switch=self.on_switch or (lambda _: None),
+            reason=reason,
+        )
         return adapter
-
-    def _unload_old(self, keep: AdapterVersion | None) -> None:
-        loaded = sorted(
-            (name for name in self.student.adapters() if name.startswith("student-v")),
-            key=lambda name: int(name.removeprefix("student-v")),
-        )
-        others = [name for name in loaded if keep is None or name != keep.served_name]
-        for name in others[: max(0, len(others) - (self.settings.adapters_keep_loaded - 1))]:
-            self.student.unload_adapter(name)
-
-
-def trainer_environment(job_dir: Path) -> dict[str, str]:
-    """The trainer's environment: its temp files (torch.distributed's rendezvous among them) in the job's folder."""
-    temp = job_dir / "tmp"
-    temp.mkdir(parents=True, exist_ok=True)
-    return {**os.environ, "TMPDIR": str(temp)}
-
-
-def _base_checksum(model_dir: Path | None) -> str | None:
-    """The base model's checksum: the one in mentee's model manifest, else a sha256 of its weight files."""
-    if model_dir is None:
-        return None
-    manifest = model_dir / "mentee-model.json"
-    if manifest.is_file():
-        files = json.loads(manifest.read_text()).get("files", {})
-        weights = sorted((name, entry) for name, entry in files.items() if name.endswith(".safetensors"))
-        recorded = [f"{name}:{entry['sha256']}" for name, entry in weights]
-        if recorded:
-            return hashlib.sha256("\n".join(recorded).encode()).hexdigest()
-    digest = hashlib.sha256()
-    for weights in sorted(model_dir.glob("*.safetensors")):
-        with weights.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
-
-
-@dataclass
-class RoundJob:
-    """A round asked for through the API or the schedule, and what became of it."""
-
-    id: str
-    state: str = "queued"  # queued, running, passed, refused, failed, skipped
-    reason: str = ""
-    progress: dict[str, Any] = field(default_factory=dict)
-    outcome: RoundOutcome | None = None
-    created_at: float = field(default_factory=time.time)
-
-    def to_dict(self) -> dict[str, Any]:
-        outcome = self.outcome
-        return {
-            "id": self.id,
-            "state": self.state,
-            "reason": self.reason,
-            "progress": self.progress,
-            "adapter": outcome.adapter if outcome else None,
-            "gate": outcome.gate if outcome else None,
-            "data": outcome.data if outcome else None,
-            "training": outcome.training if outcome else None,
-            "error": outcome.error if outcome else None,
-            "calibration": outcome.calibration if outcome else None,
-            "seconds": outcome.seconds if outcome else None,
-            "created_at": self.created_at,
-        }
-
-
-class RoundRunner:
-    """Runs rounds in a background thread, one at a time, on demand or on a schedule (after ``learn_after_items``
-    new remembered items, or every ``learn_every_minutes``)."""
-
-    def __init__(self, learner: Callable[[], Learner], settings: Settings, memory: Memory) -> None:
-        self._learner = learner
-        self.settings = settings
-        self.memory = memory
-        self.jobs: dict[str, RoundJob] = {}
-        self._lock = threading.Lock()
-        self._current: RoundJob | None = None
-        self._stop = threading.Event()
-        self._last_round = time.monotonic()
-        self._scheduler: threading.Thread | None = None
-
-    def submit(self, reason: str = "on demand") -> RoundJob:
-        """Queue a round; :class:`LearningError` if one is queued or running."""
-        import uuid
-
-        with self._lock:
-            if self._current is not None:
-                msg = f"a learning round is already {self._current.state} ({self._current.id})"
-                raise LearningError(msg)
-            if self._learner().running_elsewhere():
-                raise LearningError(ROUND_ELSEWHERE)
-            job = RoundJob(id=f"round-{uuid.uuid4().hex[:12]}", reason=reason)
-            self.jobs[job.id] = job
-            self._current = job
-        threading.Thread(target=self._run, args=(job,), name=f"mentee-{job.id}", daemon=True).start()
-        return job
-
-    def get(self, job_id: str) -> RoundJob | None:
-        return self.jobs.get(job_id)
-
-    @property
-    def busy(self) -> bool:
-        return self._current is not None
-
-    def _run(self, job: RoundJob) -> None:
-        job.state = "running"
-
-        def progress(update: dict[str, Any]) -> None:
-            job.progress = {**update, "at": time.time()}
-
-        try:
-            outcome = self._learner().run_round(progress=progress)
-        except Exception as e:
-            outcome = RoundOutcome(state="failed", error=str(e))
-        job.outcome = outcome
-        job.state = outcome.state
-        logger.info(
-            "learning round %s (%s): %s, adapter %s%s",
-            job.id,
-            job.reason,
-            outcome.state,
-            outcome.adapter,
-            f": {outcome.error}" if outcome.error else "",
-        )
-        with self._lock:
-            self._current = None
-            self._last_round = time.monotonic()
-
-    # -- the schedule ------------------------------------------------------------------------------------------
-
-    def start_schedule(self) -> None:
-        """Check every few seconds whether a round is due (no-op when both triggers are off)."""
-        if not (self.settings.learn_after_items or self.settings.learn_every_minutes) or self._scheduler:
-            return
-        self._scheduler = threading.Thread(target=self._schedule, name="mentee-learning-schedule", daemon=True)
-        self._scheduler.start()
-
-    def stop(self) -> None:
-        """Stop the schedule, and a running trainer process (its round fails; nothing served changes)."""
-        self._stop.set()
-        if self._current is not None and (process := self._learner().trainer_process) is not None:
-            process.terminate()
-
-    def due(self) -> str | None:
-        """Why a round is due now, or ``None``."""
-        if self.busy or self._learner().running_elsewhere():
-            return None
-        after = self.settings.learn_after_items
-        if after:
-            pending = self.memory.stats()["not_learned"]
-            if pending >= after:
-                return f"{pending} new items (learn_after_items = {after})"
-        every = self.settings.learn_every_minutes
-        if every and time.monotonic() - self._last_round >= every * 60:
-            return f"{every} minutes since the last round (learn_every_minutes)"
-        return None
-
-    def _schedule(self) -> None:
-        while not self._stop.wait(5.0):
-            try:
-                reason = self.due()
-                if reason is not None:
-                    logger.info("starting a learning round: %s", reason)
-                    self.submit(reason)
-            except LearningError:
-                pass
-            except Exception:
-                logger.exception("the learning schedule failed to check; trying again")

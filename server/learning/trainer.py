@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..core.config import Settings, setting_default
 from ..core.files import write_json
 
 logger = logging.getLogger(__name__)
@@ -29,17 +30,31 @@ RESULT = "result.json"
 
 @dataclass(frozen=True)
 class LoraSettings:
-    """The adapter's shape and how it is trained (from the settings' ``lora_*`` / ``train_*`` fields)."""
+    """The adapter's shape and how it is trained (the settings' ``lora_*`` / ``train_*`` fields)."""
 
-    rank: int = 16
-    alpha: int = 32
-    dropout: float = 0.0
-    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-    epochs: int = 12
-    learning_rate: float = 5e-4
-    batch_size: int = 8
-    seed: int = 0
-    precision: str = "auto"  # "auto" (fp32), "fp32", "bf16-mixed" or "bf16" (see Settings.train_precision)
+    rank: int = setting_default("lora_rank")
+    alpha: int = setting_default("lora_alpha")
+    dropout: float = setting_default("lora_dropout")
+    target_modules: tuple[str, ...] = setting_default("lora_target_modules")
+    epochs: int = setting_default("train_epochs")
+    learning_rate: float = setting_default("train_learning_rate")
+    batch_size: int = setting_default("train_batch_size")
+    seed: int = setting_default("train_seed")
+    precision: str = setting_default("train_precision")  # "auto" (fp32), "fp32", "bf16-mixed" or "bf16"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LoraSettings:
+        return cls(
+            rank=settings.lora_rank,
+            alpha=settings.lora_alpha,
+            dropout=settings.lora_dropout,
+            target_modules=tuple(settings.lora_target_modules),
+            epochs=settings.train_epochs,
+            learning_rate=settings.train_learning_rate,
+            batch_size=settings.train_batch_size,
+            seed=settings.train_seed,
+            precision=settings.train_precision,
+        )
 
 
 def training_precision(requested: str, on_gpu: bool) -> str:

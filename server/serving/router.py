@@ -13,15 +13,17 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Container, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from ..core.answers import is_correct
+from ..core.config import QUESTION_MAX_CHARS
 from ..core.errors import MenteeError
 from ..student.client import Generation, as_conversation
 from ..student.prompting import ChatMessage
 from ..teachers.base import TaughtItem, TeacherError
+from .adapter_scope import adapter_for
 
 if TYPE_CHECKING:
     from ...memory.store import Memory
@@ -37,33 +39,6 @@ _RUNAWAY = re.compile(r"(.{1,12}?)\1{5,}|(\d)\2{7,}", re.DOTALL)
 
 class StudentLike(Protocol):
     def generate(self, messages: Sequence[ChatMessage] | str, *, adapter: str | None = None) -> Generation: ...
-
-
-def adapter_for(
-    question: str,
-    adapter: str | None,
-    memory: Memory | None,
-    *,
-    scope: str = "taught",
-    max_distance: float = 0.35,
-    also_learned: Container[str] = (),
-) -> str | None:
-    """Which model answers ``question``: the adapter, or the base model (``None``).
-
-    With scope "all" the adapter answers everything. With "taught" it answers only questions near something an
-    adapter learned (the nearest remembered question, within ``max_distance``, is marked learned, or is in
-    ``also_learned`` — a candidate's new items during its gate); the base model answers the rest, so what it knew
-    is not lost to the adapter's drift. vLLM serves both side by side, per request.
-    """
-    if adapter is None or scope == "all":
-        return adapter
-    if memory is None:
-        return None
-    nearest = memory.search(question, k=1)
-    if not nearest or nearest[0].distance > max_distance:
-        return None
-    record = nearest[0].record
-    return adapter if record.learned_by or record.id in also_learned else None
 
 
 class NoSourceError(MenteeError):
@@ -148,7 +123,13 @@ def stands_alone(messages: Sequence[ChatMessage]) -> bool:
 
 
 class Router:
-    """Memory, then the student, then the teacher; remembers what the teacher taught."""
+    """Memory, then the student, then the teacher; remembers what the teacher taught.
+
+    The router owns which adapter answers and the confidence threshold: :meth:`use_adapter` and
+    :meth:`use_threshold` change them (the service calls them when a round or another worker switches the
+    adapter, or a new calibration is saved). A turn embeds its question once, for the memory's recall, the adapter
+    scope, the teacher's context and the remembered answer alike.
+    """
 
     def __init__(
         self,
@@ -160,43 +141,69 @@ class Router:
         adapter: str | None = None,
         strict: bool = False,
         context_items: int = 3,
+        context_distance: float = 0.5,
         adapter_scope: str = "taught",
         adapter_scope_distance: float = 0.35,
+        max_question_chars: int = QUESTION_MAX_CHARS,
     ) -> None:
         self.student = student
         self.memory = memory
         self.teacher = teacher
-        self.threshold = threshold
-        self.adapter = adapter
+        self._threshold = threshold
+        self._adapter = adapter
         self.strict = strict
         self.context_items = context_items
+        self.context_distance = context_distance
         self.adapter_scope = adapter_scope
         self.adapter_scope_distance = adapter_scope_distance
+        self.max_question_chars = max_question_chars
+
+    @property
+    def adapter(self) -> str | None:
+        """The LoRA adapter the student answers with (in scope); ``None``: the base model."""
+        return self._adapter
+
+    @property
+    def threshold(self) -> float:
+        """The confidence at or above which the student's own answer is given."""
+        return self._threshold
+
+    def use_adapter(self, adapter: str | None) -> None:
+        """Answer with ``adapter`` (loaded in vLLM) from the next turn on; ``None``: the base model."""
+        if adapter != self._adapter:
+            self._adapter = adapter
+            logger.info("now serving %s", adapter or "the base model")
+
+    def use_threshold(self, threshold: float) -> None:
+        """Judge the student's confidence against ``threshold`` from the next turn on."""
+        self._threshold = threshold
 
     def answer(self, messages: Sequence[ChatMessage] | str, switches: Switches | None = None) -> RoutedAnswer:
         """Route one user turn (the last message of ``messages``)."""
         switches = switches or Switches()
-        conversation = as_conversation(messages)
+        conversation = as_conversation(messages, max_question_chars=self.max_question_chars)
         question = conversation[-1].content
+        embedding = _Embedding(question, self.memory)
         started = time.monotonic()
         reasons: list[str] = []
+        adapter, threshold = self._adapter, self._threshold  # one turn, one adapter and threshold
 
         if self.memory is not None and switches.memory:
             if stands_alone(conversation):
-                hit = self.memory.recall(question)
-                if hit is not None and hit.record.learned_by and self.adapter is not None:
+                hit = self.memory.recall(question, embedding=embedding.vector())
+                if hit is not None and hit.record.learned_by and adapter is not None:
                     # learned by an adapter: the student answers it itself; memory stays the fallback
-                    generation = self.student.generate(conversation, adapter=self.adapter)
+                    generation = self.student.generate(conversation, adapter=adapter)
                     if not guard_problems(generation) and is_correct(generation.text, [hit.record.answer]):
                         reasons.append(f"learned by an adapter ({hit.record.learned_by}); memory agrees")
-                        return self._from_student(generation, reasons, started, adapter=self.adapter)
+                        return self._from_student(generation, reasons, started, adapter=adapter, threshold=threshold)
                     reasons.append("the adapter's answer to a learned item differs from memory's")
                 if hit is not None:
                     return RoutedAnswer(
                         text=hit.record.answer,
                         source="memory",
                         confidence=1.0 - hit.distance,
-                        threshold=self.threshold,
+                        threshold=threshold,
                         adapter=None,
                         memory_id=hit.record.id,
                         distance=hit.distance,
@@ -206,42 +213,45 @@ class Router:
             else:
                 reasons.append("a follow-up: memory answers only questions that stand alone")
 
-        adapter = adapter_for(
+        chosen = adapter_for(
             question,
-            self.adapter,
+            adapter,
             self.memory,
             scope=self.adapter_scope,
             max_distance=self.adapter_scope_distance,
+            embedding=embedding.vector() if adapter is not None and self.adapter_scope != "all" else None,
         )
-        generation = self.student.generate(conversation, adapter=adapter)
+        generation = self.student.generate(conversation, adapter=chosen)
         problems = guard_problems(generation)
         confidence = generation.confidence
-        if not problems and confidence >= self.threshold:
-            return self._from_student(generation, reasons, started, adapter=adapter)
-        reasons += problems or [f"student confidence {confidence:.3f} below {self.threshold:.3f}"]
+        if not problems and confidence >= threshold:
+            return self._from_student(generation, reasons, started, adapter=chosen, threshold=threshold)
+        reasons += problems or [f"student confidence {confidence:.3f} below {threshold:.3f}"]
 
         if self.teacher is None or not switches.teacher:
             reasons.append("teacher off")
-            return self._fallback(generation, reasons, started, adapter)
+            return self._fallback(generation, reasons, started, chosen, threshold)
         try:
-            taught = self.teacher.ask(conversation, context=self._context(question))
+            taught = self.teacher.ask(conversation, context=self._context(question, embedding))
         except TeacherError as e:
             reasons.append(f"teacher failed: {e}")
-            return self._fallback(generation, reasons, started, adapter)
+            return self._fallback(generation, reasons, started, chosen, threshold)
         if not taught.usable:
             reasons.append(f"teacher answer unusable: {taught.unusable}")
-            return self._fallback(generation, reasons, started, adapter)
+            return self._fallback(generation, reasons, started, chosen, threshold)
         memory_id, memory_key, extra_cost = None, None, 0.0
         if self.memory is not None and switches.learn:
             memory_key, extra_cost = self._memory_key(conversation, reasons)
             if memory_key is not None:
-                memory_id = self.memory.remember(memory_key, taught.text, source=self.teacher.name).id
+                # the question's own embedding when it is the key; a follow-up's rewrite is embedded anew
+                vector = embedding.vector() if memory_key == question else None
+                memory_id = self.memory.remember(memory_key, taught.text, source=self.teacher.name, embedding=vector).id
         return RoutedAnswer(
             text=taught.text,
             source="teacher",
             confidence=confidence,
-            threshold=self.threshold,
-            adapter=adapter,
+            threshold=threshold,
+            adapter=chosen,
             memory_id=memory_id,
             reasons=tuple(reasons),
             seconds=time.monotonic() - started,
@@ -271,13 +281,13 @@ class Router:
             return None, rewrite.cost
         return rewrite.text, rewrite.cost
 
-    def _context(self, question: str) -> list[TaughtItem]:
+    def _context(self, question: str, embedding: _Embedding) -> list[TaughtItem]:
         if self.memory is None or self.context_items == 0:
             return []
         return [
             TaughtItem(hit.record.question, hit.record.answer, hit.record.trust)
-            for hit in self.memory.search(question, k=self.context_items)
-            if hit.distance <= 0.5
+            for hit in self.memory.search(question, k=self.context_items, embedding=embedding.vector())
+            if hit.distance <= self.context_distance
         ]
 
     def _from_student(
@@ -287,13 +297,14 @@ class Router:
         started: float,
         *,
         adapter: str | None,
+        threshold: float,
         low_confidence: bool = False,
     ) -> RoutedAnswer:
         return RoutedAnswer(
             text=generation.text,
             source="student",
             confidence=generation.confidence,
-            threshold=self.threshold,
+            threshold=threshold,
             adapter=adapter,
             reasons=tuple(reasons),
             seconds=time.monotonic() - started,
@@ -303,9 +314,27 @@ class Router:
         )
 
     def _fallback(
-        self, generation: Generation, reasons: list[str], started: float, adapter: str | None
+        self, generation: Generation, reasons: list[str], started: float, adapter: str | None, threshold: float
     ) -> RoutedAnswer:
         """The student's own answer, flagged, when the teacher cannot help; an error in strict mode."""
         if self.strict or not generation.text.strip():
             raise NoSourceError("; ".join(reasons))
-        return self._from_student(generation, reasons, started, adapter=adapter, low_confidence=True)
+        return self._from_student(
+            generation, reasons, started, adapter=adapter, threshold=threshold, low_confidence=True
+        )
+
+
+class _Embedding:
+    """A turn's question embedded at most once, when a part first needs it (a turn with the memory off needs none)."""
+
+    def __init__(self, question: str, memory: Memory | None) -> None:
+        self.question = question
+        self.memory = memory
+        self._vector: list[float] | None = None
+
+    def vector(self) -> list[float] | None:
+        if self.memory is None:
+            return None
+        if self._vector is None:
+            self._vector = self.memory.embed(self.question)
+        return self._vector

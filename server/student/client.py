@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 import httpx
 
-from ..core.config import Settings
+from ..core.config import QUESTION_MAX_CHARS, Settings
 from ..core.errors import InvalidRequestError, StudentError
 from .prompting import (
     ChatMessage,
@@ -37,8 +37,6 @@ if TYPE_CHECKING:
     from .vllm_server import VLLMServer
 
 logger = logging.getLogger(__name__)
-
-MAX_QUESTION_CHARS = 8000
 
 
 @dataclass(frozen=True)
@@ -309,7 +307,7 @@ class Student:
         temperature: float | None = None,
     ) -> Iterator[StreamChunk]:
         """Stream the student's answer piece by piece, each piece with its tokens' log-probabilities."""
-        conversation = as_conversation(messages)
+        conversation = as_conversation(messages, max_question_chars=self.settings.question_max_chars)
         client = self._require_client()
         model = adapter or self.settings.student_served_name
         options: dict[str, Any] = {
@@ -413,20 +411,22 @@ class Student:
             raise StudentError(msg)
 
 
-def as_conversation(messages: Sequence[ChatMessage] | str) -> list[ChatMessage]:
-    """A question or a conversation as a checked list of messages."""
+def as_conversation(
+    messages: Sequence[ChatMessage] | str, *, max_question_chars: int = QUESTION_MAX_CHARS
+) -> list[ChatMessage]:
+    """A question or a conversation as a checked list of messages (the question at most ``max_question_chars``)."""
     if isinstance(messages, str):
         messages = [ChatMessage("user", messages)]
     conversation = list(messages)
     if not conversation:
         msg = "the conversation is empty"
         raise InvalidRequestError(msg)
-    question = conversation[-1].content
-    if not question.strip():
+    question = conversation[-1].content.strip()
+    if not question:
         msg = "the question is empty"
         raise InvalidRequestError(msg)
-    if len(question) > MAX_QUESTION_CHARS:
-        msg = f"the question is {len(question)} characters long; the limit is {MAX_QUESTION_CHARS}"
+    if len(question) > max_question_chars:
+        msg = f"the question is {len(question)} characters long; the limit is {max_question_chars} (question_max_chars)"
         raise InvalidRequestError(msg)
     return conversation
 

@@ -78,15 +78,7 @@ def make_teacher(
         )
     else:
         return None
-    limits = TeacherLimits(
-        retries=settings.teacher_retries,
-        breaker_failures=settings.teacher_breaker_failures,
-        breaker_reset_s=settings.teacher_breaker_reset_s,
-        daily_calls=settings.teacher_daily_calls,
-        daily_tokens=settings.teacher_daily_tokens,
-        price_in_per_mtok=settings.teacher_price_in_per_mtok,
-        price_out_per_mtok=settings.teacher_price_out_per_mtok,
-    )
+    limits = TeacherLimits.from_settings(settings)
     redactor = None
     if settings.redact_kinds or settings.redact_patterns:
         from ..core.redaction import Redactor

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..core.config import Settings, setting_default
 from ..core.errors import MenteeError
 from ..core.redaction import Redactor
 from ..student.prompting import ChatMessage
@@ -204,16 +205,28 @@ class LedgerEntry:
 
 @dataclass
 class TeacherLimits:
-    """The guard's knobs (from the settings)."""
+    """The guard's knobs (the settings' ``teacher_*`` fields)."""
 
-    retries: int = 2
-    backoff_s: float = 0.5
-    breaker_failures: int = 5
-    breaker_reset_s: float = 60.0
-    daily_calls: int = 0  # 0: no cap
-    daily_tokens: int = 0
-    price_in_per_mtok: float = 0.0
-    price_out_per_mtok: float = 0.0
+    retries: int = setting_default("teacher_retries")
+    backoff_s: float = 0.5  # first pause between retries (doubling); not a setting
+    breaker_failures: int = setting_default("teacher_breaker_failures")
+    breaker_reset_s: float = setting_default("teacher_breaker_reset_s")
+    daily_calls: int = setting_default("teacher_daily_calls")  # 0: no cap
+    daily_tokens: int = setting_default("teacher_daily_tokens")
+    price_in_per_mtok: float = setting_default("teacher_price_in_per_mtok")
+    price_out_per_mtok: float = setting_default("teacher_price_out_per_mtok")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TeacherLimits:
+        return cls(
+            retries=settings.teacher_retries,
+            breaker_failures=settings.teacher_breaker_failures,
+            breaker_reset_s=settings.teacher_breaker_reset_s,
+            daily_calls=settings.teacher_daily_calls,
+            daily_tokens=settings.teacher_daily_tokens,
+            price_in_per_mtok=settings.teacher_price_in_per_mtok,
+            price_out_per_mtok=settings.teacher_price_out_per_mtok,
+        )
 
 
 @dataclass
