@@ -8,7 +8,6 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -290,6 +289,7 @@ def serve_command(
     import uvicorn
 
     from .api.app import create_app
+    from .api.exposure import check_exposure
 
     settings = _settings(ctx)
     host = host or settings.api_host
@@ -319,102 +319,21 @@ def ui_command(
     open_browser: Annotated[bool, typer.Option("--open/--no-open", help="Open the UI in a browser.")] = True,
 ) -> None:
     """The chat UI (Gradio): chat, memory, learning, dashboard. Without --server it starts `mentee serve` too."""
-    import os
+    from .api.exposure import ui_login
+    from .clients.http import MenteeClient
+    from .clients.local_server import serving_here
 
     settings = _settings(ctx)
-    auth = _ui_auth(host)
+    auth = ui_login(host)
+    options: _Options = ctx.obj
     with contextlib.ExitStack() as stack:
-        url = server or stack.enter_context(_serving_here(ctx, settings))
+        url = server or stack.enter_context(serving_here(settings, config_file=options.config_file, say=_say))
         from ..ui.app import launch
-        from .clients.http import MenteeClient
 
-        client = MenteeClient(
-            url,
-            api_key=os.environ.get("MENTEE_API_KEY") or _secret(settings.api_key),
-            admin_key=os.environ.get("MENTEE_ADMIN_KEY") or _secret(settings.admin_key),
-        )
+        client = MenteeClient.for_settings(url, settings)
         stack.callback(client.close)
         _say(f"mentee UI on http://{host}:{port} for the server {url}; Ctrl-C stops it")
         launch(client, server_name=host, server_port=port, inbrowser=open_browser, auth=auth, quiet=True)
-
-
-def _secret(value: Any) -> str | None:
-    return value.get_secret_value() if value is not None else None
-
-
-def _ui_auth(host: str) -> tuple[str, str] | None:
-    """The UI holds the admin key: beyond loopback it needs a login (MENTEE_UI_AUTH=user:password)."""
-    import os
-
-    login = os.environ.get("MENTEE_UI_AUTH", "")
-    if login:
-        user, _, password = login.partition(":")
-        if not user or not password:
-            msg = "MENTEE_UI_AUTH must look like user:password"
-            raise ConfigError(msg)
-        return user, password
-    if not _is_loopback(host):
-        msg = f"refusing to serve the UI on {host} without a login: set MENTEE_UI_AUTH=user:password"
-        raise ConfigError(msg)
-    return None
-
-
-@contextlib.contextmanager
-def _serving_here(ctx: typer.Context, settings: Settings) -> Iterator[str]:
-    """``mentee serve`` as a child process on a free loopback port, stopped on the way out; its URL."""
-    import socket
-    import subprocess
-
-    from .clients.http import wait_until_healthy
-    from .core.processes import die_with_parent
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
-    options: _Options = ctx.obj
-    command = [sys.executable, "-m", "mentee.server.cli"]
-    if options.config_file is not None:
-        command += ["--config", str(options.config_file)]
-    settings.logs_dir.mkdir(parents=True, exist_ok=True)
-    log_path = settings.logs_dir / "ui-serve.log"
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(
-            [*command, "serve", "--port", str(port)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            preexec_fn=die_with_parent,  # a killed UI takes its server (and so the student) with it
-        )
-        try:
-            url = f"http://127.0.0.1:{port}"
-            _say(f"starting mentee serve for the UI (log: {log_path}; about a minute on a CPU)...")
-            wait_until_healthy(url, timeout_s=settings.vllm_startup_timeout_s + 120, process=process, log_path=log_path)
-            yield url
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-
-
-def _is_loopback(host: str) -> bool:
-    import ipaddress
-
-    try:
-        return host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def check_exposure(host: str, settings: Settings) -> None:
-    """Refuse to listen beyond loopback without both keys: anyone who can reach the port could otherwise chat
-    on the teacher's bill and rewrite the memory."""
-    if not _is_loopback(host) and (settings.api_key is None or settings.admin_key is None):
-        msg = (
-            f"refusing to listen on {host} without keys: set MENTEE_API_KEY and MENTEE_ADMIN_KEY, or listen on "
-            "127.0.0.1"
-        )
-        raise ConfigError(msg)
 
 
 @anchors_app.command("build")
@@ -556,138 +475,26 @@ def eval_command(
 ) -> None:
     """Replay QA_FILE's questions through mentee: shares by source, accuracy against an always-teacher run, teacher
     calls and cost avoided, and with --train-every the learning curve and forgetting. Prints the headline as JSON."""
-    import os
-    import time
+    from .eval.command import EvalRequest, run_eval
 
-    from tqdm import tqdm
-
-    from .core.qa_files import read_qa_file
-    from .eval.run import (
-        EvalFolder,
-        EvalOptions,
-        Evaluation,
-        TurnCounter,
-        build_report,
-        build_stream,
-        load_paraphrases,
-        write_plots,
-    )
-    from .teachers import make_teacher
-
-    settings = _settings(ctx)
-    options = EvalOptions(
+    request = EvalRequest(
+        qa_file=qa_file,
+        server=server,
+        limit=limit,
         repeat=repeat,
+        paraphrases=paraphrases,
         train_every=train_every,
+        anchors=anchors,
+        anchors_limit=anchors_limit,
         bucket=bucket,
-        price_in_per_mtok=settings.teacher_price_in_per_mtok,
-        price_out_per_mtok=settings.teacher_price_out_per_mtok,
+        baseline=baseline,
+        seed=seed,
+        out=out,
+        resume=resume,
     )
-    if resume and out is None:
-        raise ConfigError("--resume needs --out: the folder of the run to continue")
-    rows = read_qa_file(qa_file)[:limit]
-    pairs = load_paraphrases(paraphrases) if paraphrases is not None else None
-    stream = build_stream(rows, repeat=repeat, paraphrases=pairs, seed=seed)
-    probes = _eval_anchors(anchors, settings)[:anchors_limit]
-    teacher = make_teacher(settings) if baseline else None
-    if baseline and teacher is None:
-        _say("no teacher is configured here, so there is no always-teacher run to compare with")
-    setup = {
-        "qa_file": str(qa_file),
-        "questions": len(rows),
-        "turns": len(stream),
-        "repeat": repeat,
-        "paraphrases": str(paraphrases) if paraphrases else None,
-        "paraphrased_turns": sum(t.paraphrased for t in stream),
-        "train_every": train_every,
-        "anchors": len(probes),
-        "seed": seed,
-        "baseline": teacher is not None,
-    }
-    folder = EvalFolder(out or Path(f"mentee-eval-{time.strftime('%Y%m%d-%H%M%S')}"))
-    with contextlib.ExitStack() as stack:
-        if server is not None:
-            from .clients.http import MenteeClient
-
-            client = MenteeClient(
-                server,
-                api_key=os.environ.get("MENTEE_API_KEY") or _secret(settings.api_key),
-                admin_key=os.environ.get("MENTEE_ADMIN_KEY") or _secret(settings.admin_key),
-                timeout_s=600.0,
-            )
-        else:
-            client = _in_process_client(stack, settings)
-        stack.callback(client.close)
-        client.health()  # an unreachable server stops here, not as a run of failed turns
-        earlier = folder.open(setup, resume=resume)
-        stack.callback(folder.close)
-        done = len(earlier.turns) if earlier else 0
-        bar = stack.enter_context(tqdm(total=len(stream), initial=done, desc="replaying", unit="turn", file=sys.stderr))
-        counter = TurnCounter()
-        for turn in earlier.turns if earlier else []:
-            counter.add(turn)
-
-        def on_turn(turn: dict[str, Any]) -> None:
-            folder.add_turn(turn)
-            bar.set_postfix(counter.add(turn), refresh=False)
-            bar.update()
-
-        evaluation = Evaluation(
-            client,
-            options,
-            baseline=teacher,
-            anchors=probes,
-            on_turn=on_turn,
-            on_event=lambda message: tqdm.write(message, file=sys.stderr),  # stdout carries only the headline
-            on_round=folder.add_round,
-            on_anchors_before=lambda accuracy: folder.update_state(anchors_before=accuracy),
-        )
-        if done:
-            _say(f"resuming {folder.path} after {done} of {len(stream)} turns and {len(earlier.rounds)} rounds")
-        result = evaluation.run(stream, earlier=earlier)
-        folder.update_state(seconds=result.seconds)
-    setup |= {
-        "server": server or "in-process",
-        "teacher": teacher.name if teacher is not None else None,
-        "student": settings.student_model or "embedded gemma-3-270m",
-    }
-    report = build_report(result, options, setup)
-    (folder.path / "report.json").write_text(json.dumps(report, indent=1))
-    plots = write_plots(report, folder.path)
-    _say(f"report.json, turns.jsonl and {', '.join(p.name for p in plots) or 'no plots'} in {folder.path}")
+    settings = _settings(ctx)
+    report = run_eval(request, settings, start_mentee=lambda: _start_mentee(settings), say=_say)
     typer.echo(json.dumps(report["headline"]))
-
-
-def _eval_anchors(choice: str | None, settings: Settings) -> list[dict[str, Any]]:
-    from .core.qa_files import read_qa_file
-    from .learning.dataset import load_anchors
-
-    if choice is not None and choice != "held-out":
-        return read_qa_file(Path(choice))
-    anchors = load_anchors(settings.home)
-    if anchors is None or not anchors.split("check"):
-        if choice == "held-out":
-            msg = f"--anchors held-out: no anchors in {settings.home} (build them: mentee anchors build FILE)"
-            raise ConfigError(msg)
-        return []
-    return [{"question": a.question, "answers": list(a.answers)} for a in anchors.split("check")]
-
-
-def _in_process_client(stack: contextlib.ExitStack, settings: Settings) -> Any:
-    """A client of this process's own mentee (the API app without a socket)."""
-    from fastapi.testclient import TestClient
-
-    from .api.app import create_app
-    from .clients.http import MenteeClient
-
-    mentee = stack.enter_context(_start_mentee(settings))
-    http = stack.enter_context(TestClient(create_app(mentee), base_url="http://mentee.local"))
-    return MenteeClient(
-        "http://mentee.local",
-        api_key=_secret(settings.api_key),
-        admin_key=_secret(settings.admin_key),
-        timeout_s=600.0,
-        http_client=http,
-    )
 
 
 @adapters_app.command("list")

@@ -16,18 +16,10 @@ import pytest
 from mentee.memory.embedder import Embedder
 from mentee.server.clients.http import MenteeClient
 from mentee.server.core.errors import ConfigError
-from mentee.server.eval.run import (
-    EvalFolder,
-    EvalOptions,
-    EvalResult,
-    Evaluation,
-    RoundRecord,
-    build_report,
-    build_stream,
-    load_paraphrases,
-    summarize_turns,
-    write_plots,
-)
+from mentee.server.eval.folder import EvalFolder
+from mentee.server.eval.report import build_report, summarize_turns, write_plots
+from mentee.server.eval.run import EvalOptions, EvalResult, Evaluation, RoundRecord
+from mentee.server.eval.stream import build_stream, load_paraphrases
 from mentee.server.service import Mentee
 from mentee.server.teachers import GuardedTeacher, TeacherLimits
 from mentee.server.teachers.reference import ReferenceTeacher

@@ -6,9 +6,12 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..core.errors import MenteeError
+
+if TYPE_CHECKING:
+    from ..core.config import Settings
 
 
 def wait_until_healthy(
@@ -73,6 +76,19 @@ class MenteeClient:
         self._http = http_client if http_client is not None else httpx.Client(base_url=self.url, timeout=timeout_s)
         self.timeout_s = timeout_s
         self._model: str | None = None
+
+    @classmethod
+    def for_settings(
+        cls, url: str, settings: Settings, *, timeout_s: float = 120.0, http_client: Any = None
+    ) -> MenteeClient:
+        """A client with the keys of ``settings`` (``MENTEE_API_KEY`` / ``MENTEE_ADMIN_KEY``)."""
+        return cls(
+            url,
+            api_key=_secret(settings.api_key),
+            admin_key=_secret(settings.admin_key),
+            timeout_s=timeout_s,
+            http_client=http_client,
+        )
 
     def close(self) -> None:
         if self._own_http:
@@ -223,6 +239,10 @@ class MenteeClient:
             error = _error_object(response)
             raise MenteeClientError(_http_message(response, error), response.status_code, error)
         return response.json() if response.content else None
+
+
+def _secret(value: Any) -> str | None:
+    return value.get_secret_value() if value is not None else None
 
 
 def _error_object(response: Any) -> dict[str, Any]:

@@ -15,40 +15,23 @@ learning curve) and an anchor set (forgetting). The report is JSON; the plots ar
 
 from __future__ import annotations
 
-import json
-import logging
-import random
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..core.answers import is_correct
 from ..core.errors import ConfigError, MenteeError
+from .stream import Turn
 
 if TYPE_CHECKING:
     from ..clients.http import MenteeClient
     from ..teachers.base import Teacher
 
-logger = logging.getLogger(__name__)
-
 SOURCES = ("memory", "student", "teacher")
 FINISHED = ("passed", "refused", "failed", "skipped")
-
-
-@dataclass(frozen=True)
-class Turn:
-    """One question of the stream."""
-
-    index: int
-    question_id: int  # the row of the QA file
-    occurrence: int  # 0: first asked; 1, 2, …: comes back
-    question: str
-    answers: tuple[str, ...]
-    paraphrased: bool = False
 
 
 @dataclass(frozen=True)
@@ -72,54 +55,6 @@ class EvalOptions:
             raise ConfigError(f"--bucket must be at least 1, got {self.bucket}")
         if self.probe_concurrency < 1:
             raise ConfigError(f"--probe-concurrency must be at least 1, got {self.probe_concurrency}")
-
-
-def load_paraphrases(path: Path) -> dict[str, tuple[str, tuple[str, ...]]]:
-    """Question (normalised) -> (its paraphrase, the paraphrase's own accepted answers), both ways of each pair."""
-    from ..core.errors import InvalidRequestError
-    from ..learning.dataset import load_question_pairs, normalize_question
-
-    try:
-        pairs = load_question_pairs(path)
-    except InvalidRequestError as e:
-        raise ConfigError(str(e)) from e
-    paraphrases: dict[str, tuple[str, tuple[str, ...]]] = {}
-    for q1, q2, a1, a2 in pairs:
-        paraphrases.setdefault(normalize_question(q1), (q2, a2))
-        paraphrases.setdefault(normalize_question(q2), (q1, a1))
-    return paraphrases
-
-
-def build_stream(
-    rows: Sequence[dict[str, Any]],
-    *,
-    repeat: int = 1,
-    paraphrases: dict[str, tuple[str, tuple[str, ...]]] | None = None,
-    seed: int = 0,
-) -> list[Turn]:
-    """The questions in file order, each coming back ``repeat - 1`` times later on: each return lands
-    ``U(0.25, 1) * len(rows)`` first asks after the one before it (spread out, in order, seeded)."""
-    from ..learning.dataset import normalize_question
-
-    generator = random.Random(seed)
-    keyed: list[tuple[float, int, int]] = []
-    count = len(rows)
-    for number in range(count):
-        key = float(number)
-        keyed.append((key, number, 0))
-        for occurrence in range(1, repeat):
-            key += generator.uniform(0.25, 1.0) * count
-            keyed.append((key, number, occurrence))
-    keyed.sort()
-    stream = []
-    for index, (_, number, occurrence) in enumerate(keyed):
-        row = rows[number]
-        question, answers, paraphrased = row["question"], tuple(row["answers"]), False
-        other = (paraphrases or {}).get(normalize_question(question))
-        if occurrence % 2 == 1 and other is not None:
-            question, answers, paraphrased = other[0], tuple(dict.fromkeys((*answers, *other[1]))), True
-        stream.append(Turn(index, number, occurrence, question, answers, paraphrased))
-    return stream
 
 
 @dataclass
@@ -352,210 +287,6 @@ class Evaluation:
             round(sum(o[0] for o in outcomes) / len(outcomes), 4),
             round(sum(o[1] for o in outcomes) / len(outcomes), 4),
         )
-
-
-class EvalFolder:
-    """Where a run writes as it goes (so a stopped run can be resumed with the same memory and adapters):
-    ``state.json`` (what the run replays, anchors before any round), ``turns.jsonl``, ``rounds.jsonl``; at the end
-    ``report.json`` and the plots."""
-
-    STATE, TURNS, ROUNDS = "state.json", "turns.jsonl", "rounds.jsonl"
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._turns: Any = None
-
-    def open(self, stream_setup: dict[str, Any], *, resume: bool) -> EvalResult | None:
-        """Start a new run (``None``), or with ``resume`` the earlier run of the same stream (its turns, rounds and
-        anchors); a clear error when that does not fit."""
-        state_path = self.path / self.STATE
-        if resume:
-            if not state_path.is_file():
-                raise ConfigError(f"--resume: {self.path} holds no earlier run ({self.STATE} is missing)")
-            state = json.loads(state_path.read_text())
-            if state["stream"] != stream_setup:
-                changed = sorted(
-                    k for k in {*state["stream"], *stream_setup} if state["stream"].get(k) != stream_setup.get(k)
-                )
-                raise ConfigError(
-                    f"--resume: the earlier run in {self.path} replayed another stream ({', '.join(changed)} differ)"
-                )
-            turns = []
-            for line in (self.path / self.TURNS).read_text().splitlines() if (self.path / self.TURNS).is_file() else []:
-                try:
-                    turns.append(json.loads(line))
-                except json.JSONDecodeError:  # a line cut off when the run stopped: that turn is asked again
-                    break
-            rounds_file = self.path / self.ROUNDS
-            rounds = (
-                [RoundRecord(**json.loads(line)) for line in rounds_file.read_text().splitlines()]
-                if rounds_file.is_file()
-                else []
-            )
-            (self.path / self.TURNS).write_text("".join(json.dumps(t) + "\n" for t in turns))
-            self._turns = (self.path / self.TURNS).open("a")
-            return EvalResult(
-                turns=turns,
-                rounds=rounds,
-                anchors_before=state.get("anchors_before"),
-                seconds=state.get("seconds", 0.0),
-            )
-        if (self.path / self.TURNS).exists():
-            raise ConfigError(f"{self.path} already holds a run: --resume continues it, or choose another --out")
-        self.path.mkdir(parents=True, exist_ok=True)
-        state_path.write_text(json.dumps({"stream": stream_setup, "anchors_before": None}, indent=1))
-        self._turns = (self.path / self.TURNS).open("w")
-        return None
-
-    def add_turn(self, turn: dict[str, Any]) -> None:
-        self._turns.write(json.dumps(turn) + "\n")
-        self._turns.flush()
-
-    def add_round(self, record: RoundRecord) -> None:
-        with (self.path / self.ROUNDS).open("a") as handle:
-            handle.write(json.dumps(asdict(record)) + "\n")
-
-    def update_state(self, **fields: Any) -> None:
-        state_path = self.path / self.STATE
-        state_path.write_text(json.dumps({**json.loads(state_path.read_text()), **fields}, indent=1))
-
-    def close(self) -> None:
-        if self._turns is not None:
-            self._turns.close()
-
-
-# -- the report ------------------------------------------------------------------------------------------------
-
-
-def summarize_turns(turns: Sequence[dict[str, Any]], options: EvalOptions) -> dict[str, Any]:
-    """Shares, accuracy, teacher use and what was avoided, for a run of turns."""
-    count = len(turns)
-    by_source = Counter(t["source"] for t in turns)
-    correct_by_source = Counter(t["source"] for t in turns if t["correct"])
-
-    def cost(tokens_in: float, tokens_out: float) -> float:
-        return (tokens_in * options.price_in_per_mtok + tokens_out * options.price_out_per_mtok) / 1e6
-
-    teacher_turns = [t for t in turns if t["source"] == "teacher"]
-    used_in = sum(t["tokens_in"] for t in teacher_turns)
-    used_out = sum(t["tokens_out"] for t in teacher_turns)
-    summary: dict[str, Any] = {
-        "turns": count,
-        "share": {s: round(by_source[s] / count, 4) if count else 0.0 for s in SOURCES},
-        "errors": by_source["error"],
-        "accuracy": round(sum(t["correct"] for t in turns) / count, 4) if count else None,
-        "accuracy_by_source": {
-            s: round(correct_by_source[s] / by_source[s], 4) if by_source[s] else None for s in SOURCES
-        },
-        "teacher_calls": len(teacher_turns),
-        "teacher_calls_avoided": count - len(teacher_turns),
-        "teacher_tokens": used_in + used_out,
-        "teacher_tokens_in_out": [used_in, used_out],
-        "teacher_cost": round(cost(used_in, used_out), 6),
-    }
-    alone = [t["teacher_alone"] for t in turns if "teacher_alone" in t]
-    if alone and len(alone) == count:
-        all_in = sum(a["tokens_in"] for a in alone)
-        all_out = sum(a["tokens_out"] for a in alone)
-        summary["always_teacher"] = {
-            "accuracy": round(sum(a["correct"] for a in alone) / count, 4) if count else None,
-            "teacher_calls": count,
-            "teacher_tokens": all_in + all_out,
-            "teacher_tokens_in_out": [all_in, all_out],
-            "teacher_cost": round(cost(all_in, all_out), 6),
-        }
-        # What the turns mentee answered without the teacher would have cost an always-teacher deployment.
-        spared = [t["teacher_alone"] for t in turns if t["source"] != "teacher"]
-        spared_in, spared_out = sum(a["tokens_in"] for a in spared), sum(a["tokens_out"] for a in spared)
-        summary["teacher_tokens_avoided"] = spared_in + spared_out
-        summary["cost_avoided"] = round(cost(spared_in, spared_out), 6)
-    return summary
-
-
-def build_report(result: EvalResult, options: EvalOptions, setup: dict[str, Any]) -> dict[str, Any]:
-    turns = result.turns
-    buckets = []
-    for start in range(0, len(turns), options.bucket):
-        chunk = turns[start : start + options.bucket]
-        buckets.append({"first_turn": start, "last_turn": start + len(chunk) - 1, **summarize_turns(chunk, options)})
-    rounds = [asdict(r) for r in result.rounds]
-    last = result.rounds[-1] if result.rounds else None
-    overall = summarize_turns(turns, options)
-    headline = {
-        "turns": len(turns),
-        "teacher_share_last_bucket": buckets[-1]["share"]["teacher"] if buckets else None,
-        "teacher_share_overall": overall["share"]["teacher"],
-        "accuracy": overall["accuracy"],
-        "always_teacher_accuracy": (overall.get("always_teacher") or {}).get("accuracy"),
-        "teacher_calls_per_1000_turns": round(1000 * overall["teacher_calls"] / len(turns), 1) if turns else None,
-        "rounds": len(result.rounds),
-        "rounds_passed": sum(1 for r in result.rounds if r.state == "passed"),
-        "student_alone_taught_recall_after_last_round": last.taught_accuracy if last else None,
-        "anchor_accuracy_before": result.anchors_before,
-        "anchor_accuracy_after_last_round": last.anchor_accuracy if last else None,
-    }
-    return {
-        "headline": headline,
-        "setup": setup,
-        "overall": overall,
-        "buckets": buckets,
-        "rounds": rounds,
-        "learning_curve": [
-            {
-                "round": r.number,
-                "after_turn": r.after_turn,
-                "taught_so_far": r.taught_so_far,
-                "taught_accuracy": r.taught_accuracy,
-                "anchor_accuracy": r.anchor_accuracy,
-            }
-            for r in result.rounds
-        ],
-        "seconds": round(result.seconds, 1),
-    }
-
-
-def write_plots(report: dict[str, Any], folder: Path) -> list[Path]:
-    """``sources.png`` (share by source per bucket) and, after rounds, ``learning-curve.png``."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only: no display here, and no GUI toolkit is needed
-    import matplotlib.pyplot as plt
-
-    written = []
-    buckets = report["buckets"]
-    if buckets:
-        x = [b["last_turn"] + 1 for b in buckets]
-        figure, axis = plt.subplots(figsize=(7, 4))
-        axis.stackplot(
-            x,
-            *[[b["share"][s] for b in buckets] for s in SOURCES],
-            labels=list(SOURCES),
-            colors=["#4c9f70", "#3d7ebf", "#d08c2e"],
-            alpha=0.85,
-        )
-        axis.set(xlabel="turns replayed", ylabel="share of answers", ylim=(0, 1), title="Who answered, per bucket")
-        written.append(_save(plt, figure, axis, folder / "sources.png", "upper right"))
-    curve = report["learning_curve"]
-    if curve:
-        figure, axis = plt.subplots(figsize=(7, 4))
-        x = [point["after_turn"] for point in curve]
-        axis.plot(x, [p["taught_accuracy"] for p in curve], marker="o", label="taught so far (student alone)")
-        if any(p["anchor_accuracy"] is not None for p in curve):
-            axis.plot(x, [p["anchor_accuracy"] for p in curve], marker="s", label="anchors (forgetting)")
-        before = report["headline"]["anchor_accuracy_before"]
-        if before is not None:
-            axis.axhline(before, linestyle="--", color="grey", label="anchors before any round")
-        axis.set(xlabel="turns replayed", ylabel="accuracy", ylim=(0, 1.05), title="Learning curve")
-        written.append(_save(plt, figure, axis, folder / "learning-curve.png", "lower right"))
-    return written
-
-
-def _save(plt: Any, figure: Any, axis: Any, path: Path, legend: str) -> Path:
-    axis.legend(loc=legend)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return path
 
 
 class TurnCounter:
