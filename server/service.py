@@ -281,6 +281,9 @@ class Mentee:
             "uptime_s": round(time.time() - self.started_at, 1),
             "timeline": timeline,  # answers by source per minute (epoch seconds of the minute), the last day
             "workers": workers,  # API processes whose counts these are (this one, others sharing the home, past ones)
+            # What is this worker's own rather than the deployment's (docs/DESIGN.md, "State that lives in one
+            # process"): the teacher's ledger and daily budget, and the cost avoided priced at this worker's ledger.
+            "per_worker": ["teacher", "cost_avoided"],
         }
 
     def calibration_state(self) -> dict[str, Any]:

@@ -289,6 +289,7 @@ def test_stats_sum_every_worker_sharing_the_home_and_outlive_a_restart(tmp_path:
         worker_b.counts.share(force=True)  # as it does every 2 s while it answers
         seen_by_a = first.get("/v1/mentee/stats").json()
         assert seen_by_a["workers"] == 2
+        assert seen_by_a["per_worker"] == ["teacher", "cost_avoided"]  # the rest is the deployment's
         assert {k: seen_by_a["answers"][k] for k in ("memory", "student", "teacher", "total")} == {
             "memory": 0,
             "student": 2,

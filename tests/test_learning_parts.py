@@ -48,6 +48,48 @@ def test_versions_appear_only_when_complete(tmp_path: Path) -> None:
     assert write_version(store) == "v2"
 
 
+class LoadedAdapters:
+    """Stands in for the student's vLLM in the adapter-serving tests: which adapters are loaded."""
+
+    def __init__(self, *loaded: str) -> None:
+        self.loaded = set(loaded)
+
+    def adapters(self) -> list[str]:
+        return sorted(self.loaded)
+
+    def load_adapter(self, name: str, path: str | Path) -> None:
+        self.loaded.add(name)
+
+    def unload_adapter(self, name: str) -> None:
+        self.loaded.remove(name)
+
+
+def test_one_path_serves_a_version_for_rounds_the_api_and_followers(tmp_path: Path) -> None:
+    """serve() loads, activates (when switching) and unloads older versions; a follower of a switch made elsewhere
+    (e.g. `mentee adapters activate`) takes the same path, and never unloads a candidate still in its gate."""
+    from mentee.server.learning.adapters import serve
+
+    store = AdapterStore(tmp_path / "adapters")
+    v1, _, v3 = write_version(store), write_version(store), write_version(store)
+    student = LoadedAdapters("student-v1", "student-v2")
+    switched: list[str | None] = []
+
+    def switch(adapter: object) -> None:
+        switched.append(getattr(adapter, "version", None))
+
+    serve(student, store, store.servable(v3), keep_loaded=2, switch=switch, reason="round")  # a round's pass
+    assert store.active().version == v3 and switched == [v3]  # type: ignore[union-attr]
+    assert student.adapters() == ["student-v2", "student-v3"]  # v1 unloaded: two kept
+
+    candidate = write_version(store, None)  # v4, trained, in its gate on another process
+    student.load_adapter(f"student-{candidate}", store.get(candidate).path)
+    store.activate(v1, reason="activated by hand")  # what the CLI does; servers follow
+    serve(student, store, store.active(), keep_loaded=1, switch=switch)  # a worker following it
+    assert switched == [v3, v1]
+    assert student.adapters() == ["student-v1", "student-v4"]  # the old passed ones unloaded, the candidate kept
+    assert store.history()[-1]["reason"] == "activated by hand"  # the follower switched nothing itself
+
+
 def test_only_passed_versions_are_activated_and_rollback(tmp_path: Path) -> None:
     store = AdapterStore(tmp_path / "adapters")
     first, refused, second = write_version(store), write_version(store, "refused"), write_version(store)
