@@ -13,7 +13,8 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import urlparse
@@ -66,7 +67,13 @@ class Hit:
 
     record: MemoryRecord
     distance: float
-    verdict: Verdict
+    query: str = field(repr=False)
+
+    @cached_property
+    def verdict(self) -> Verdict:
+        """Whether the record asks what the query asks, worked out only when asked for: recall and the duplicate
+        check look at near hits only (distance first), so a far candidate costs no verification."""
+        return verify(self.query, self.record.question)
 
 
 class Memory:
@@ -441,7 +448,7 @@ class Memory:
             Hit(
                 record=MemoryRecord.from_chroma(rid, document, metadata),
                 distance=float(distance),
-                verdict=verify(question, document),
+                query=question,
             )
             for rid, document, metadata, distance in zip(
                 result["ids"][0], result["documents"][0], result["metadatas"][0], result["distances"][0], strict=True

@@ -246,8 +246,18 @@ def _stem(word: str) -> str:
 
 
 def _unmatched(words: frozenset[str], others: frozenset[str]) -> frozenset[str]:
-    """Words with no counterpart in ``others``: equal, one a 4+ letter prefix of the other, or a likely typo."""
-    return frozenset(w for w in words if not any(_same_word(w, o) for o in others))
+    """Words with no counterpart in ``others``: equal, one a 4+ letter prefix of the other, or a likely typo.
+
+    The work is bounded whatever the texts (a hostile 2,000-character question once cost 10 s here): exact
+    matches are set operations, and only when at most ``_MOST_FUZZY`` words are left is each compared with the
+    others for a prefix or a typo (more unmatched words than that is another question, typos or not)."""
+    left = words - others
+    if len(left) > _MOST_FUZZY:
+        return left
+    return frozenset(w for w in left if not any(_same_word(w, o) for o in others))
+
+
+_MOST_FUZZY = 16
 
 
 def _same_word(word: str, other: str) -> bool:
@@ -256,17 +266,12 @@ def _same_word(word: str, other: str) -> bool:
     if min(len(word), len(other)) >= 4 and (word.startswith(other) or other.startswith(word)):
         return True
     # A misspelling ("alligence"/"allegiance"), not another name ("iceland"/"ireland"): long words, 2 edits.
-    return min(len(word), len(other)) >= 8 and _edit_distance(word, other) <= 2
+    # rapidfuzz's C Levenshtein with a cutoff stops once 2 edits are passed (a pure-Python table was O(n·m)).
+    if min(len(word), len(other)) < 8 or abs(len(word) - len(other)) > 2:
+        return False
+    from rapidfuzz.distance import Levenshtein
 
-
-def _edit_distance(word: str, other: str) -> int:
-    previous = list(range(len(other) + 1))
-    for i, letter in enumerate(word, start=1):
-        current = [i]
-        for j, other_letter in enumerate(other, start=1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (letter != other_letter)))
-        previous = current
-    return previous[-1]
+    return Levenshtein.distance(word, other, score_cutoff=2) <= 2
 
 
 def _show(numbers: Counter[int]) -> list[int]:

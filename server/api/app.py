@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
@@ -53,7 +52,7 @@ def create_app(mentee: Mentee) -> FastAPI:
         given = _bearer(request)
         if given is None:
             raise ApiError(401, "missing API key (Authorization: Bearer ...)", "authentication_error", "missing_key")
-        if not any(k is not None and secrets.compare_digest(given, k) for k in (api_key, admin_key)):
+        if not any(k is not None and _same_key(given, k) for k in (api_key, admin_key)):
             raise ApiError(401, "invalid API key", "authentication_error", "invalid_api_key")
 
     def admin_auth(request: Request) -> None:
@@ -64,17 +63,10 @@ def create_app(mentee: Mentee) -> FastAPI:
         given = _bearer(request)
         if given is None:
             raise ApiError(401, "missing admin key (Authorization: Bearer ...)", "authentication_error", "missing_key")
-        if not secrets.compare_digest(given, admin_key):
+        if not _same_key(given, admin_key):
             raise ApiError(403, "this key may not use admin routes", "permission_error", "not_admin")
 
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next: Callable[[Request], Any]) -> Response:
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > settings.api_max_body_bytes):
-            return error_response(
-                ApiError(413, f"the request body is over {settings.api_max_body_bytes} bytes", code="body_too_large")
-            )
-        return await call_next(request)
+    app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)
 
     @app.exception_handler(ApiError)
     async def on_api_error(request: Request, error: ApiError) -> JSONResponse:
@@ -105,7 +97,8 @@ def create_app(mentee: Mentee) -> FastAPI:
         if error.status_code == 400 and message == _FASTAPI_PARSE_ERROR:
             # FastAPI says only this when json.loads gave up, which valid-looking bodies reach by nesting.
             message = "the request body could not be parsed as JSON (malformed, or nested too deeply)"
-        return error_response(ApiError(error.status_code, message, code="http_error"))
+        code = "body_too_large" if error.status_code == 413 else "http_error"
+        return error_response(ApiError(error.status_code, message, code=code))
 
     @app.get("/health")
     async def health() -> JSONResponse:
@@ -123,6 +116,40 @@ def create_app(mentee: Mentee) -> FastAPI:
     return app
 
 
+class BodyLimit:
+    """At most ``max_bytes`` of request body, however it is framed: a ``Content-Length`` over the limit is refused
+    before anything is read, and a chunked body stops being read once it passes the limit (before, only the
+    header was checked, so 30 MB sent chunked were read and parsed in full). A pure ASGI middleware, since it
+    must count the body as it arrives."""
+
+    def __init__(self, app: Any, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        too_large = f"the request body is over {self.max_bytes} bytes"
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+            await error_response(ApiError(413, too_large, code="body_too_large"))(scope, receive, send)
+            return
+        received = 0
+
+        async def limited() -> Any:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    # FastAPI passes an HTTPException raised while reading the body on to the app's handler.
+                    raise StarletteHTTPException(413, too_large)
+            return message
+
+        await self.app(scope, limited, send)
+
+
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -130,6 +157,13 @@ def _version() -> str:
         return version("mentee")
     except PackageNotFoundError:
         return "0"
+
+
+def _same_key(given: str, key: str) -> bool:
+    """Constant-time comparison of bytes: compare_digest refuses non-ASCII text (a 500 before), so whatever a
+    client sends is a 401 when it is not the key. Headers arrive decoded as latin-1: encoding back gives the bytes
+    sent, which a UTF-8 key is compared with."""
+    return secrets.compare_digest(given.encode("latin-1", "replace"), key.encode("utf-8"))
 
 
 def _bearer(request: Request) -> str | None:

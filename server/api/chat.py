@@ -59,6 +59,8 @@ def chat_routes(mentee: Mentee, metrics: Metrics, chat_auth: Callable[..., None]
         require_model(body.model)
         if body.n != 1:
             raise ApiError(400, "n must be 1: mentee gives one answer per request", code="unsupported_n")
+        if (refused := body.unsupported()) is not None:
+            raise ApiError(400, refused, code="unsupported_parameter")
         turns = conversation(
             body.messages,
             max_messages=settings.api_max_messages,

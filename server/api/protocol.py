@@ -50,7 +50,9 @@ class TextPart(BaseModel):
 class MessageIn(BaseModel):
     model_config = ConfigDict(extra="allow")  # name, tool_call_id, … are accepted and ignored
 
-    role: Literal["system", "developer", "user", "assistant"]
+    # "tool" and "function" are accepted here so that conversation() can say what mentee does not do (it has no
+    # tools), instead of a bare 422.
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
     content: str | list[TextPart] | None = None
 
     def text(self) -> str:
@@ -58,7 +60,13 @@ class MessageIn(BaseModel):
             return ""
         if isinstance(self.content, str):
             return self.content
-        return "".join(part.text for part in self.content)
+        # Parts are pieces of one text: joined with a space where neither side has one ("capital" + "of France").
+        text = ""
+        for part in self.content:
+            if text and part.text and not text[-1].isspace() and not part.text[0].isspace():
+                text += " "
+            text += part.text
+        return text
 
 
 class MenteeSwitchesIn(BaseModel):
@@ -92,6 +100,23 @@ class ChatCompletionRequest(BaseModel):
     max_completion_tokens: int | None = Field(default=None, ge=1)
     temperature: float | None = Field(default=None, ge=0, le=2)
     mentee: MenteeSwitchesIn | None = None
+    # Accepted so that unsupported() can refuse what mentee cannot honour, rather than ignore it silently.
+    tools: list[Any] | None = None
+    functions: list[Any] | None = None
+    tool_choice: Any = None
+    function_call: Any = None
+    response_format: Any = None
+
+    def unsupported(self) -> str | None:
+        """What this request asks that mentee cannot honour (tools, forced tool calls, a structured output)."""
+        if self.tools or self.functions:
+            return "tools and functions are not supported: mentee answers with text only"
+        if self.tool_choice not in (None, "none", "auto") or self.function_call not in (None, "none", "auto"):
+            return f"tool_choice {self.tool_choice or self.function_call!r} cannot be honoured: mentee has no tools"
+        kind = self.response_format.get("type") if isinstance(self.response_format, dict) else self.response_format
+        if kind not in (None, "text"):
+            return f"response_format {kind!r} is not supported: mentee answers with plain text"
+        return None
 
 
 class CorrectionIn(BaseModel):
@@ -126,6 +151,12 @@ def conversation(
         if not _is_unicode(text):
             msg = f"message {number} is not valid Unicode (it holds a lone surrogate escape such as \\ud800)"
             raise ApiError(400, msg, code="invalid_text")
+        if message.role in ("tool", "function"):
+            msg = (
+                f"message {number} has role {message.role!r}: mentee has no tools; send what a tool returned as a "
+                "user message"
+            )
+            raise ApiError(400, msg, code="unsupported_role")
         role = "system" if message.role == "developer" else message.role
         conversation.append(ChatMessage(role, text))
     if conversation[-1].role != "user":

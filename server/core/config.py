@@ -422,14 +422,16 @@ class Settings(BaseSettings):
     @classmethod
     def _check_url(cls, value: str) -> str:
         if value and not value.startswith(("http://", "https://")):
-            msg = f"must start with http:// or https://, got {value!r}"
+            msg = f"must start with http:// or https://, got {_without_credentials(value)!r}"
             raise ValueError(msg)
         return value.rstrip("/").removesuffix("/v1")
 
     @field_validator("student_api_key", "teacher_api_key", "api_key", "admin_key", mode="after")
     @classmethod
     def _empty_secret_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
-        return value if value is not None and value.get_secret_value() else None
+        # A key read from a secrets file often ends in a newline: the key is what is around it. Blank: not set.
+        stripped = value.get_secret_value().strip() if value is not None else ""
+        return SecretStr(stripped) if stripped else None
 
     @model_validator(mode="after")
     def _check_lora_fits_vllm(self) -> Settings:
@@ -522,7 +524,7 @@ def _describe_validation_error(error: ValidationError, config_file: Path | None)
     for item in error.errors():
         field = ".".join(str(part) for part in item["loc"]) or "settings"
         value = item.get("input")
-        shown = "" if isinstance(value, dict) else f" = {value!r}"
+        shown = "" if isinstance(value, dict) else f" = {_shown_value(item, value)}"
         if item["loc"]:
             where = f"{field} (env {ENV_PREFIX}{field.upper()}"
             where += f", or in {config_file})" if config_file else ")"
@@ -533,6 +535,29 @@ def _describe_validation_error(error: ValidationError, config_file: Path | None)
             message = "is not a mentee setting (see `mentee config`)"
         problems.append(f"{where}{shown}: {message}")
     return "invalid configuration: " + "; ".join(problems)
+
+
+def _shown_value(item: Any, value: Any) -> str:
+    """A bad value as an error message may show it: never a secret's, nor one of a setting mentee does not know
+    (a misspelt ``admin_keys`` holds a key), and a URL without its credentials."""
+    name = str(item["loc"][0]) if item["loc"] else ""
+    field = Settings.model_fields.get(name)
+    if item["type"] == "extra_forbidden" or field is None or field.annotation in (SecretStr, SecretStr | None):
+        return "(value hidden)"
+    return repr(_without_credentials(value)) if isinstance(value, str) else repr(value)
+
+
+def _without_credentials(value: str) -> str:
+    """``scheme://user:password@host/…`` as ``scheme://***@host/…``; other text as it is."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return value
+    if parts.scheme and "@" in parts.netloc:
+        return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
+    return value
 
 
 def describe_settings(settings: Settings) -> str:
@@ -558,4 +583,4 @@ def _toml_value(value: Any) -> str:
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if isinstance(value, dict):  # an inline table; keys are plain names (validated)
         return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
-    return json.dumps(str(value))
+    return json.dumps(_without_credentials(str(value)))
