@@ -160,3 +160,69 @@ def test_the_worst_question_costs_about_what_a_normal_one_does(tmp_path: Path, e
     # The issue's target is about 2x. What remains is MiniLM embedding 256 tokens instead of 10 (76 ms against 9
     # here), not the verifier (under 1 ms for this pair): the level reached is asserted, not the target.
     assert ratio < 5.0  # 3.2-3.3 measured here; a verifier gone quadratic again is a ratio in the hundreds
+
+
+def test_the_teachers_input_has_a_budget_and_the_reasons_say_what_was_left_out(
+    tmp_path: Path, embedder: Embedder
+) -> None:
+    """Before: 64 messages of 8,000 characters went to the teacher in one call (about 500 KB)."""
+    from collections.abc import Sequence
+
+    from mentee.server.student.prompting import ChatMessage
+    from mentee.server.teachers import GuardedTeacher, TaughtItem, Teacher, TeacherAnswer, TeacherLimits
+
+    class Recording(Teacher):
+        name = "teacher:recording"
+
+        def __init__(self) -> None:
+            self.sent: list[list[ChatMessage]] = []
+
+        def ask(self, messages: Sequence[ChatMessage], *, context: Sequence[TaughtItem] = ()) -> TeacherAnswer:
+            self.sent.append(list(messages))
+            return TeacherAnswer(text="Lima", model="big")
+
+    inner = Recording()
+    teacher = GuardedTeacher(inner, TeacherLimits(max_input_tokens=1000))
+    turns = [ChatMessage("user" if i % 2 == 0 else "assistant", f"{i} " + "x" * 7990) for i in range(63)]
+    answer = teacher.ask([*turns, ChatMessage("user", "What is the capital of Peru?")])
+    sent = inner.sent[-1]
+    assert sum(len(m.content) for m in sent) <= 4000
+    assert sent[-1].content == "What is the capital of Peru?"  # the question is never left out
+    assert answer.left_out is not None and "63 oldest" in answer.left_out
+    short = teacher.ask([ChatMessage("user", "What is the capital of Peru?")])
+    assert short.left_out is None and len(inner.sent[-1]) == 1
+
+    client, mentee = make_client(tmp_path, embedder, confidence_threshold=0.5, teacher_max_input_tokens=1000)
+    assert mentee.guarded_teacher is not None  # make_client prices its teacher; the budget comes from the settings
+    mentee.guarded_teacher.limits = TeacherLimits.from_settings(mentee.settings)
+    long = [{"role": "user" if i % 2 == 0 else "assistant", "content": "y" * 7000} for i in range(9)]
+    body = {"model": "mentee", "messages": [*long, {"role": "user", "content": "And what is the capital of Peru?"}]}
+    with client:
+        reply = client.post("/v1/chat/completions", json=body)
+    mentee.close()
+    assert reply.status_code == 200 and reply.json()["mentee"]["source"] == "teacher"
+    assert any("oldest message(s)" in reason for reason in reply.json()["mentee"]["reasons"])
+
+
+def test_private_data_is_remembered_as_the_teacher_saw_it(tmp_path: Path, embedder: Embedder) -> None:
+    """Before: the teacher got the redacted question, but the memory kept the raw one, so the address was in
+    memory.get(), in training examples and in other users' teacher context."""
+    from langchain_core.language_models.fake_chat_models import FakeListChatModel
+
+    from mentee.memory.store import Memory
+    from mentee.server.core.redaction import Redactor
+    from mentee.server.serving.router import Router
+    from mentee.server.teachers import GuardedTeacher
+    from mentee.server.teachers.langchain_model import LangChainTeacher
+    from tests.test_api import KnowingStudent
+
+    memory = Memory(path=tmp_path / "memory", embedder=embedder)
+    redactor = Redactor(("email", "phone", "secret"), {})
+    teacher = GuardedTeacher(LangChainTeacher(FakeListChatModel(responses=["Lima"])), redactor=redactor)
+    router = Router(KnowingStudent(), memory=memory, teacher=teacher, threshold=0.5)
+    routed = router.answer("I am jane@example.com, +1 415 555 0134: what is the capital of Peru?")
+    assert routed.source == "teacher" and routed.memory_id is not None
+    kept = memory.get(routed.memory_id)
+    assert kept is not None and "[EMAIL]" in kept.question and "[PHONE]" in kept.question
+    everything = json.dumps([kept.to_dict(), memory.training_examples()])
+    assert "jane@example.com" not in everything and "555 0134" not in everything

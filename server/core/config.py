@@ -194,6 +194,15 @@ class Settings(BaseSettings):
     )
     teacher_daily_calls: int = Field(default=0, ge=0, description="Teacher calls allowed per UTC day; 0: no cap.")
     teacher_daily_tokens: int = Field(default=0, ge=0, description="Teacher tokens allowed per UTC day; 0: no cap.")
+    teacher_max_input_tokens: int = Field(
+        default=4000,
+        ge=100,
+        le=1_000_000,
+        description=(
+            "Most conversation sent to the teacher in one call, in tokens (estimated as characters / 4): the "
+            "oldest turns are left out first, the question never, and the answer's reasons say so."
+        ),
+    )
     teacher_price_in_per_mtok: float = Field(
         default=0.0, ge=0, description="Price of a million teacher input tokens, for the cost ledger."
     )

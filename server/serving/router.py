@@ -236,6 +236,8 @@ class Router:
         except TeacherError as e:
             reasons.append(f"teacher failed: {e}")
             return self._fallback(generation, reasons, started, chosen, threshold)
+        if taught.left_out is not None:
+            reasons.append(taught.left_out)
         if not taught.usable:
             reasons.append(f"teacher answer unusable: {taught.unusable}")
             return self._fallback(generation, reasons, started, chosen, threshold)
@@ -243,7 +245,11 @@ class Router:
         if self.memory is not None and switches.learn:
             memory_key, extra_cost = self._memory_key(conversation, reasons)
             if memory_key is not None:
-                # the question's own embedding when it is the key; a follow-up's rewrite is embedded anew
+                # Kept as the teacher was sent it: private data the redactor replaced is never remembered, so it
+                # reaches no training set and no other user's teacher context.
+                memory_key = self.teacher.redacted(memory_key)
+                # the question's own embedding when it is the key; a follow-up's rewrite or a redacted question
+                # is embedded anew
                 vector = embedding.vector() if memory_key == question else None
                 memory_id = self.memory.remember(memory_key, taught.text, source=self.teacher.name, embedding=vector).id
         return RoutedAnswer(

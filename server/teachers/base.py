@@ -15,7 +15,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..core.config import Settings, setting_default
@@ -81,6 +81,7 @@ class TeacherAnswer:
     seconds: float = 0.0
     cost: float = 0.0
     unusable: str | None = None  # why it must not be remembered (refusal, empty, error), or None
+    left_out: str | None = None  # what of the conversation the teacher was not sent (its input budget), or None
 
     @property
     def usable(self) -> bool:
@@ -115,6 +116,11 @@ class Teacher(ABC):
         """``question`` answered once more, independently (the ``consistency`` set-up): a chat teacher samples at a
         temperature, so a slip shows as a disagreement."""
         return self.ask([ChatMessage("user", question)])
+
+    def redacted(self, text: str) -> str:
+        """``text`` as this teacher is sent it (private data replaced), which is also how it is remembered and
+        trained on: nothing kept from a turn holds more than the teacher saw."""
+        return text
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
@@ -222,6 +228,7 @@ class TeacherLimits:
     breaker_reset_s: float = setting_default("teacher_breaker_reset_s")
     daily_calls: int = setting_default("teacher_daily_calls")  # 0: no cap
     daily_tokens: int = setting_default("teacher_daily_tokens")
+    max_input_tokens: int = setting_default("teacher_max_input_tokens")
     price_in_per_mtok: float = setting_default("teacher_price_in_per_mtok")
     price_out_per_mtok: float = setting_default("teacher_price_out_per_mtok")
 
@@ -233,6 +240,7 @@ class TeacherLimits:
             breaker_reset_s=settings.teacher_breaker_reset_s,
             daily_calls=settings.teacher_daily_calls,
             daily_tokens=settings.teacher_daily_tokens,
+            max_input_tokens=settings.teacher_max_input_tokens,
             price_in_per_mtok=settings.teacher_price_in_per_mtok,
             price_out_per_mtok=settings.teacher_price_out_per_mtok,
         )
@@ -262,6 +270,9 @@ class Ledger:
             "cost": round(sum(e.cost for e in self.entries), 6),
             "mean_seconds": round(sum(e.seconds for e in answered) / len(answered), 3) if answered else None,
         }
+
+
+_CHARS_PER_TOKEN = 4  # a rough count for any teacher's tokenizer: English text runs about 4 characters a token
 
 
 class GuardedTeacher(Teacher):
@@ -295,13 +306,31 @@ class GuardedTeacher(Teacher):
 
     def ask(self, messages: Sequence[ChatMessage], *, context: Sequence[TaughtItem] = ()) -> TeacherAnswer:
         context = [TaughtItem(self._clean(c.question), self._clean(c.answer), c.trust) for c in context]
-        answer = self._guarded(self.inner.ask, self._clean_messages(messages), context=context)
+        turns, left_out = self._within_budget(self._clean_messages(messages))
+        answer = self._guarded(self.inner.ask, turns, context=context)
         assert answer is not None  # a backend's ask always answers
-        return answer
+        return replace(answer, left_out=left_out)
 
     def standalone_question(self, messages: Sequence[ChatMessage]) -> TeacherAnswer | None:
         """The backend's rewrite of a follow-up (guarded and ledgered like an answer), or ``None``."""
-        return self._guarded(self.inner.standalone_question, self._clean_messages(messages))
+        turns, left_out = self._within_budget(self._clean_messages(messages))
+        rewrite = self._guarded(self.inner.standalone_question, turns)
+        return replace(rewrite, left_out=left_out) if rewrite is not None else None
+
+    def _within_budget(self, messages: list[ChatMessage]) -> tuple[list[ChatMessage], str | None]:
+        """The conversation cut to ``max_input_tokens`` (characters / 4): the oldest messages are left out first,
+        the question (the last message) never. Before, 64 messages of 8,000 characters went to the teacher whole."""
+        budget = self.limits.max_input_tokens * _CHARS_PER_TOKEN
+        kept = list(messages)
+        while len(kept) > 1 and sum(len(m.content) for m in kept) > budget:
+            kept.pop(0)
+        if len(kept) == len(messages):
+            return kept, None
+        dropped = len(messages) - len(kept)
+        return kept, (
+            f"the teacher was not sent the {dropped} oldest message(s): over teacher_max_input_tokens "
+            f"({self.limits.max_input_tokens})"
+        )
 
     def explain(self, question: str, answer: str) -> TeacherAnswer | None:
         return self._guarded(self.inner.explain, self._clean(question), self._clean(answer))
@@ -313,6 +342,9 @@ class GuardedTeacher(Teacher):
         answer = self._guarded(self.inner.resample, self._clean(question))
         assert answer is not None  # a backend's resample always answers
         return answer
+
+    def redacted(self, text: str) -> str:
+        return self._clean(text)
 
     def _clean(self, text: str) -> str:
         return self.redactor.redact(text).text if self.redactor is not None else text
