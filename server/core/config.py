@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
@@ -497,10 +497,32 @@ class Settings(BaseSettings):
 
 
 def setting_default(name: str) -> Any:
-    """A setting's default, for the parts that take their own knobs (LoRA, gate, teacher limits): their
-    dataclasses default to the settings' defaults rather than keep a second copy."""
+    """A setting's default (a list as a tuple, for frozen dataclasses)."""
     default = Settings.model_fields[name].get_default(call_default_factory=True)
     return tuple(default) if isinstance(default, list) else default
+
+
+def setting_field(name: str) -> Any:
+    """A dataclass field of a part's own knobs (LoRA, gate, teacher limits) that stands for the setting ``name``:
+    it defaults to the setting's default (no second copy) and :meth:`FromSettings.from_settings` fills it."""
+    import dataclasses
+
+    return dataclasses.field(default=setting_default(name), metadata={"setting": name})
+
+
+class FromSettings:
+    """For dataclasses whose fields are :func:`setting_field`\ s: built from the settings in one place."""
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Self:
+        import dataclasses
+
+        values = {}
+        for field in dataclasses.fields(cls):  # type: ignore[arg-type]
+            if "setting" in field.metadata:
+                value = getattr(settings, field.metadata["setting"])
+                values[field.name] = tuple(value) if isinstance(value, list) else value
+        return cls(**values)
 
 
 def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:

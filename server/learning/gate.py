@@ -15,29 +15,20 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..core.answers import is_correct
-from ..core.config import Settings, setting_default
+from ..core.config import FromSettings, setting_field
 from .dataset import Example
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class GateThresholds:
+class GateThresholds(FromSettings):
     """What an adapter must reach (the settings' ``gate_*`` fields)."""
 
-    min_new_recall: float = setting_default("gate_min_new_recall")  # newly taught items answered right alone
-    min_retention: float = setting_default("gate_min_retention")  # items of earlier adapters still answered right
-    max_anchor_drop: float = setting_default("gate_max_anchor_drop")  # largest fall in check-anchor accuracy
-    min_paraphrase_recall: float = setting_default("gate_min_paraphrase_recall")  # taught items' paraphrases
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> GateThresholds:
-        return cls(
-            min_new_recall=settings.gate_min_new_recall,
-            min_retention=settings.gate_min_retention,
-            max_anchor_drop=settings.gate_max_anchor_drop,
-            min_paraphrase_recall=settings.gate_min_paraphrase_recall,
-        )
+    min_new_recall: float = setting_field("gate_min_new_recall")  # newly taught items answered right alone
+    min_retention: float = setting_field("gate_min_retention")  # items of earlier adapters still answered right
+    max_anchor_drop: float = setting_field("gate_max_anchor_drop")  # largest fall in check-anchor accuracy
+    min_paraphrase_recall: float = setting_field("gate_min_paraphrase_recall")  # taught items' paraphrases
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,6 @@ def trainer_command(settings: Settings, job_dir: Path) -> list[str]:
     """The trainer's command line: one process, or ``train_processes`` data-parallel ones through Hugging Face
     accelerate (torch.distributed underneath: NCCL on GPUs, gloo on CPUs)."""
     trainer = ["-m", "mentee.server.learning.trainer", str(job_dir)]
-
     if settings.train_processes == 1 and not settings.train_launch_args:
         return [sys.executable, *trainer]
     # accelerate's --multi_gpu is its torch.distributed launcher; without a GPU the processes train on CPU

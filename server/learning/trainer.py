@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..core.config import Settings, setting_default
+from ..core.config import FromSettings, setting_field
 from ..core.files import write_json
 
 logger = logging.getLogger(__name__)
@@ -29,32 +29,18 @@ RESULT = "result.json"
 
 
 @dataclass(frozen=True)
-class LoraSettings:
+class LoraSettings(FromSettings):
     """The adapter's shape and how it is trained (the settings' ``lora_*`` / ``train_*`` fields)."""
 
-    rank: int = setting_default("lora_rank")
-    alpha: int = setting_default("lora_alpha")
-    dropout: float = setting_default("lora_dropout")
-    target_modules: tuple[str, ...] = setting_default("lora_target_modules")
-    epochs: int = setting_default("train_epochs")
-    learning_rate: float = setting_default("train_learning_rate")
-    batch_size: int = setting_default("train_batch_size")
-    seed: int = setting_default("train_seed")
-    precision: str = setting_default("train_precision")  # "auto" (fp32), "fp32", "bf16-mixed" or "bf16"
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> LoraSettings:
-        return cls(
-            rank=settings.lora_rank,
-            alpha=settings.lora_alpha,
-            dropout=settings.lora_dropout,
-            target_modules=tuple(settings.lora_target_modules),
-            epochs=settings.train_epochs,
-            learning_rate=settings.train_learning_rate,
-            batch_size=settings.train_batch_size,
-            seed=settings.train_seed,
-            precision=settings.train_precision,
-        )
+    rank: int = setting_field("lora_rank")
+    alpha: int = setting_field("lora_alpha")
+    dropout: float = setting_field("lora_dropout")
+    target_modules: tuple[str, ...] = setting_field("lora_target_modules")
+    epochs: int = setting_field("train_epochs")
+    learning_rate: float = setting_field("train_learning_rate")
+    batch_size: int = setting_field("train_batch_size")
+    seed: int = setting_field("train_seed")
+    precision: str = setting_field("train_precision")  # "auto" (fp32), "fp32", "bf16-mixed" or "bf16"
 
 
 def training_precision(requested: str, on_gpu: bool) -> str:

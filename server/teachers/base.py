@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..core.config import Settings, setting_default
+from ..core.config import FromSettings, setting_field
 from ..core.errors import MenteeError
 from ..core.redaction import Redactor
 from ..student.prompting import ChatMessage
@@ -219,31 +219,18 @@ class LedgerEntry:
 
 
 @dataclass
-class TeacherLimits:
+class TeacherLimits(FromSettings):
     """The guard's knobs (the settings' ``teacher_*`` fields)."""
 
-    retries: int = setting_default("teacher_retries")
+    retries: int = setting_field("teacher_retries")
     backoff_s: float = 0.5  # first pause between retries (doubling); not a setting
-    breaker_failures: int = setting_default("teacher_breaker_failures")
-    breaker_reset_s: float = setting_default("teacher_breaker_reset_s")
-    daily_calls: int = setting_default("teacher_daily_calls")  # 0: no cap
-    daily_tokens: int = setting_default("teacher_daily_tokens")
-    max_input_tokens: int = setting_default("teacher_max_input_tokens")
-    price_in_per_mtok: float = setting_default("teacher_price_in_per_mtok")
-    price_out_per_mtok: float = setting_default("teacher_price_out_per_mtok")
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> TeacherLimits:
-        return cls(
-            retries=settings.teacher_retries,
-            breaker_failures=settings.teacher_breaker_failures,
-            breaker_reset_s=settings.teacher_breaker_reset_s,
-            daily_calls=settings.teacher_daily_calls,
-            daily_tokens=settings.teacher_daily_tokens,
-            max_input_tokens=settings.teacher_max_input_tokens,
-            price_in_per_mtok=settings.teacher_price_in_per_mtok,
-            price_out_per_mtok=settings.teacher_price_out_per_mtok,
-        )
+    breaker_failures: int = setting_field("teacher_breaker_failures")
+    breaker_reset_s: float = setting_field("teacher_breaker_reset_s")
+    daily_calls: int = setting_field("teacher_daily_calls")  # 0: no cap
+    daily_tokens: int = setting_field("teacher_daily_tokens")
+    max_input_tokens: int = setting_field("teacher_max_input_tokens")
+    price_in_per_mtok: float = setting_field("teacher_price_in_per_mtok")
+    price_out_per_mtok: float = setting_field("teacher_price_out_per_mtok")
 
 
 @dataclass
