@@ -33,6 +33,9 @@ class MemoryRecord:
     learned_by: str = ""  # the adapter version that learned it; empty until one did
     expires_at: float | None = None  # never served after this time (epoch seconds); None: never expires
     invalidated: bool = False  # kept for the record, never served or trained on
+    # A different answer a teacher gave later to the same question, kept beside this one for a person to settle
+    # (a teacher answer never silently replaces another); empty: no dispute. Settled by a correction.
+    disputed_by: str = ""
 
     def live(self, now: float) -> bool:
         """Whether the record may be served or trained on at ``now``."""
@@ -51,6 +54,7 @@ class MemoryRecord:
             "learned_by": self.learned_by,
             "expires_at": self.expires_at or 0.0,
             "invalidated": self.invalidated,
+            "disputed_by": self.disputed_by,
         }
 
     @classmethod
@@ -69,6 +73,7 @@ class MemoryRecord:
             learned_by=str(metadata.get("learned_by", "")),
             expires_at=expires or None,
             invalidated=bool(metadata.get("invalidated", False)),
+            disputed_by=str(metadata.get("disputed_by", "")),
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import urlparse
 
+from ..server.core.answers import is_correct
 from ..server.core.config import QUESTION_MAX_CHARS
 from ..server.core.errors import InvalidRequestError, MenteeError
 from .embedder import Embedder, SentenceTransformerEmbedder
@@ -140,9 +141,12 @@ class Memory:
         expires_at: float | None = None,
         embedding: Sequence[float] | None = None,
     ) -> MemoryRecord:
-        """Keep an answer. A near-identical question already remembered is updated instead of duplicated, and
-        a teacher's answer never overwrites a person's. Durable when this returns. ``embedding``: the question's,
-        from :meth:`embed`, when the caller has it already."""
+        """Keep an answer. A near-identical question already remembered is updated instead of duplicated; a
+        teacher's answer never overwrites a person's, nor another teacher's *different* answer (one that is not
+        the same answer in other words, :func:`~mentee.server.core.answers.is_correct` both ways): the stored
+        answer stays and the new one is kept beside it as ``disputed_by`` for a person to settle. So the returned
+        record's answer is not ``answer`` when it was not taken. Durable when this returns. ``embedding``: the
+        question's, from :meth:`embed`, when the caller has it already."""
         question = check_text("question", question, self.max_question_chars)
         answer = check_text("answer", answer, MAX_ANSWER_CHARS)
         source = check_text("source", source, MAX_SOURCE_CHARS)
@@ -160,6 +164,15 @@ class Memory:
                     logger.info("kept the person's answer to %r over %s's", existing.question, source)
                     return existing
                 changed = existing.answer != answer
+                if trust == "teacher" == existing.trust and existing.live(now) and _different(answer, existing.answer):
+                    logger.warning(
+                        "kept the remembered answer to %r; %s answered it differently, kept as disputed_by",
+                        existing.question,
+                        source,
+                    )
+                    disputed = existing.evolve(disputed_by=answer, updated_at=now)
+                    self._write(disputed, question=existing.question)
+                    return disputed
                 if existing.invalidated and not changed:
                     logger.info("%r was invalidated with this very answer; keeping it invalidated", existing.question)
                     return existing
@@ -171,6 +184,7 @@ class Memory:
                     expires_at=expires_at,
                     invalidated=False,
                     learned_by="" if changed else existing.learned_by,  # a new answer must be learned again
+                    disputed_by="",
                 )
                 self._write(record, question=existing.question)
                 return record
@@ -248,6 +262,7 @@ class Memory:
                 changes["answer"] = check_text("answer", answer, MAX_ANSWER_CHARS)
                 if changes["answer"] != record.answer:
                     changes["learned_by"] = ""
+                changes["disputed_by"] = ""  # a person's answer settles a dispute
             if source is not None:
                 changes["source"] = check_text("source", source, MAX_SOURCE_CHARS)
             if trust is not None:
@@ -341,11 +356,13 @@ class Memory:
         source: str | None = None,
         trust: Trust | None = None,
         learned: bool | None = None,
+        disputed: bool | None = None,
         include_dead: bool = False,
         limit: int = 100,
         offset: int = 0,
     ) -> list[MemoryRecord]:
-        """Records, newest first, filtered by source, trust, learned or not; expired/invalidated ones on request."""
+        """Records, newest first, filtered by source, trust, learned or not, disputed or not; expired/invalidated
+        ones on request."""
         if limit < 1 or offset < 0:
             msg = f"limit must be >= 1 and offset >= 0, got limit={limit}, offset={offset}"
             raise InvalidRequestError(msg)
@@ -356,6 +373,7 @@ class Memory:
             if (source is None or r.source == source)
             and (trust is None or r.trust == trust)
             and (learned is None or bool(r.learned_by) == learned)
+            and (disputed is None or bool(r.disputed_by) == disputed)
             and (include_dead or r.live(now))
         ]
         records.sort(key=lambda r: r.updated_at, reverse=True)
@@ -389,6 +407,7 @@ class Memory:
             "teacher": sum(1 for r in live if r.trust == "teacher"),
             "learned": sum(1 for r in live if r.learned_by),
             "not_learned": sum(1 for r in live if not r.learned_by),
+            "disputed": sum(1 for r in live if r.disputed_by),
             "served": sum(r.served for r in records),
             "by_source": by_source,
             "embedder": self.embedder.id,
@@ -587,6 +606,12 @@ class Memory:
         except Exception as e:
             msg = f"the memory's Chroma store ({self.location}) failed: {e}"
             raise MemoryStoreError(msg) from e
+
+
+def _different(answer: str, stored: str) -> bool:
+    """Whether two answers say different things, not the same in other words ("Shakespeare" and "William
+    Shakespeare" are the same): neither contains the other, normalised as answers are judged."""
+    return not (is_correct(answer, [stored]) or is_correct(stored, [answer]))
 
 
 def _connect(path: str | Path | None, url: str) -> ClientAPI:

@@ -110,6 +110,7 @@ class Mentee:
             adapter_scope=self.settings.adapter_scope,
             adapter_scope_distance=self.settings.adapter_scope_distance,
             max_question_chars=self.settings.question_max_chars,
+            reask_alone=self.settings.teacher_reask_alone,
         )
         if self.teacher is None:
             logger.warning("no teacher is configured: the student answers what the memory cannot")

@@ -70,9 +70,12 @@ def test_a_follow_up_is_remembered_under_its_standalone_form(served: Served) -> 
         {"role": "assistant", "content": "Chile"},
         {"role": "user", "content": "And its capital?"},
     ]
-    served.teacher.answers["And its capital?"] = "Santiago"
+    served.teacher.answers["And its capital?"] = "Its capital is Santiago."
+    served.teacher.answers["What is the capital of Chile?"] = "Santiago"
     follow_up = served.ask(conversation)
     assert follow_up.model_extra["mentee"]["source"] == "teacher"
+    assert follow_up.choices[0].message.content == "Its capital is Santiago."
+    # remembered: the teacher's answer to the rewrite asked alone, not its answer in the conversation
     assert follow_up.model_extra["mentee"]["remembered_as"] == "What is the capital of Chile?"
     direct = served.ask("What is the capital of Chile?")
     assert (direct.choices[0].message.content, direct.model_extra["mentee"]["source"]) == ("Santiago", "memory")

@@ -172,7 +172,9 @@ def test_relevant_memory_goes_to_the_teacher_as_context(memory: Memory) -> None:
 
 
 def test_a_follow_up_is_remembered_under_the_teachers_standalone_rewrite(memory: Memory) -> None:
-    chat = FakeListChatModel(responses=["About 10 million", "What is the population of Lima?"])
+    chat = FakeListChatModel(
+        responses=["About 10 million", "What is the population of Lima?", "Lima has about 10 million people"]
+    )
     teacher = GuardedTeacher(LangChainTeacher(chat))
     router = Router(ScriptedStudent(generation("?", 0.1)), memory=memory, teacher=teacher)
     conversation = [
@@ -186,9 +188,14 @@ def test_a_follow_up_is_remembered_under_the_teachers_standalone_rewrite(memory:
         "teacher",
         "What is the population of Lima?",
     )
-    assert teacher.ledger.totals()["calls"] == 2  # the answer and the rewrite, both in the ledger
+    # the answer, the rewrite, and the rewrite asked alone (what is remembered), all in the ledger
+    assert teacher.ledger.totals()["calls"] == 3
     direct = router.answer("What's the population of Lima?")
-    assert (direct.source, direct.text, direct.memory_id) == ("memory", "About 10 million", answer.memory_id)
+    assert (direct.source, direct.text, direct.memory_id) == (
+        "memory",
+        "Lima has about 10 million people",
+        answer.memory_id,
+    )
 
 
 def test_a_useless_rewrite_is_not_remembered(memory: Memory) -> None:

@@ -31,7 +31,7 @@ from ..server.clients.http import MenteeClient, MenteeClientError
 logger = logging.getLogger(__name__)
 
 SOURCES = ("memory", "student", "teacher")
-MEMORY_COLUMNS = ["id", "question", "answer", "source", "trust", "learned_by", "served", "distance"]
+MEMORY_COLUMNS = ["id", "question", "answer", "source", "trust", "learned_by", "disputed_by", "served", "distance"]
 ADAPTER_COLUMNS = ["version", "verdict", "active", "taught recall", "paraphrase recall", "anchors", "base anchors"]
 
 

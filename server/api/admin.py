@@ -93,6 +93,9 @@ def admin_routes(mentee: Mentee, admin_auth: Callable[..., None]) -> APIRouter:
         source: Annotated[str | None, Query(max_length=200)] = None,
         trust: Annotated[Literal["teacher", "human"] | None, Query()] = None,
         learned: Annotated[bool | None, Query()] = None,
+        disputed: Annotated[
+            bool | None, Query(description="Only items a teacher later answered differently (disputed_by set).")
+        ] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 50,
         offset: Annotated[int, Query(ge=0)] = 0,
     ) -> dict[str, Any]:
@@ -103,7 +106,9 @@ def admin_routes(mentee: Mentee, admin_auth: Callable[..., None]) -> APIRouter:
             hits = await run_in_threadpool(memory.search, q, k=limit)
             return {"object": "list", "data": [{**h.record.to_dict(), "distance": round(h.distance, 4)} for h in hits]}
         records = await run_in_threadpool(
-            lambda: memory.list(source=source, trust=trust, learned=learned, limit=limit, offset=offset)
+            lambda: memory.list(
+                source=source, trust=trust, learned=learned, disputed=disputed, limit=limit, offset=offset
+            )
         )
         return {"object": "list", "data": [r.to_dict() for r in records]}
 

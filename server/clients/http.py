@@ -176,6 +176,7 @@ class MenteeClient:
         source: str | None = None,
         trust: str | None = None,
         learned: bool | None = None,
+        disputed: bool | None = None,
         limit: int = 50,
     ) -> list[dict[str, Any]]:
         """Remembered items: nearest to ``query`` when given (filters then apply to those), else the newest."""
@@ -188,6 +189,8 @@ class MenteeClient:
             params["trust"] = trust
         if learned is not None:
             params["learned"] = "true" if learned else "false"
+        if disputed is not None:
+            params["disputed"] = "true" if disputed else "false"
         items = list(self._call("GET", "/v1/mentee/memory", params=params)["data"])
         if query:  # the server's search ranks by meaning only
             items = [
@@ -196,6 +199,7 @@ class MenteeClient:
                 if (not source or item.get("source") == source)
                 and (not trust or item.get("trust") == trust)
                 and (learned is None or bool(item.get("learned_by")) == learned)
+                and (disputed is None or bool(item.get("disputed_by")) == disputed)
             ]
         return items
 

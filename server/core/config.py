@@ -255,6 +255,14 @@ class Settings(BaseSettings):
         le=2,
         description="Largest cosine distance from the question for a remembered answer to be sent as context.",
     )
+    teacher_reask_alone: bool = Field(
+        default=True,
+        description=(
+            "A teacher answer given in a conversation (earlier turns could have instructed the teacher) is never "
+            "remembered as it is: true asks the teacher once more with the question (or a follow-up's standalone "
+            "rewrite) alone and remembers that answer; false remembers nothing answered in a conversation."
+        ),
+    )
     question_max_chars: int = Field(
         default=QUESTION_MAX_CHARS,
         ge=100,
@@ -511,7 +519,7 @@ def setting_field(name: str) -> Any:
 
 
 class FromSettings:
-    """For dataclasses whose fields are :func:`setting_field`\ s: built from the settings in one place."""
+    """For dataclasses whose fields are each a :func:`setting_field`: built from the settings in one place."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Self:
