@@ -47,6 +47,116 @@ def test_each_kind_is_replaced_and_counted() -> None:
     assert redactor.snapshot()["secret"] == len(SECRETS) + 5 and redactor.snapshot()["phone"] == 3
 
 
+def test_cards_ibans_and_ssns_are_found_by_their_checksums() -> None:
+    """Before (issue 18): none of these was redacted. Checksums (python-stdnum) keep look-alikes as they are."""
+    redactor = Redactor()
+    found = {
+        "pay with 4111 1111 1111 1111 please": "pay with [CARD] please",
+        "amex 3782-822463-10005, thanks": "amex [CARD], thanks",
+        "my IBAN DE89 3704 0044 0532 0130 00 IS THIS ONE": "my IBAN [IBAN] IS THIS ONE",
+        "send it to GB82WEST12345698765432 today": "send it to [IBAN] today",
+        "SSN 123-45-6789 on the form": "SSN [SSN] on the form",
+    }
+    for text, redacted in found.items():
+        assert redactor.redact(text).text == redacted, text
+    assert redactor.snapshot() == {"card": 2, "iban": 2, "ssn": 1}
+    kept = [
+        "pay with 4111 1111 1111 1112 please",  # Luhn fails
+        "the number 1234 5678 9012 3456",  # Luhn fails
+        "DE89 3704 0044 0532 0130 01",  # mod 97 fails
+        "SSN 000-12-3456 on file",  # never issued
+        "What is the ISBN 978-3-16-148410-0 about?",
+    ]
+    for text in kept:
+        assert redactor.redact(text).text == text
+
+
+def test_keys_of_other_vendors_and_bare_secrets_are_found() -> None:
+    """detect-secrets' plugin shapes, and a 40-character AWS secret key with nothing beside it (entropy)."""
+    redactor = Redactor()
+    for secret in (
+        "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",  # a bare AWS secret access key
+        "glpat-abcdefghij0123456789",  # GitLab
+        "SK0123456789abcdef0123456789abcdef",  # Twilio
+        "SG.abcdefghijklmnopqrstuv.abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG",  # SendGrid
+        "AccountKey=" + "a1B2" * 22,  # Azure storage
+    ):
+        out = redactor.redact(f"is {secret} leaked?")
+        assert secret not in out.text and out.text.count("[SECRET]") == 1, out.text
+    url = redactor.redact("fetch https://bob:hunter2@example.com/file")
+    assert "hunter2" not in url.text and "[SECRET]" in url.text
+    for text in (
+        "commit e83c5163316f89bfbde7d9ab23ca2e25604af290 broke the build",  # a hash is not a key
+        "id 2f4e1c0a-1b2c-4d5e-8f90-123456789abc",
+        "Is pneumonoultramicroscopicsilicovolcanoconiosis a real word?",
+    ):
+        assert redactor.redact(text).text == text
+
+
+def test_national_phone_numbers_of_other_regions_are_found() -> None:
+    """Before: with the US as the region, "030 123456" (Berlin) and "01 23 45 67 89" (Paris) went to the teacher.
+    Every default region's example fixed-line and mobile numbers, national and international formats."""
+    import phonenumbers
+    from phonenumbers import PhoneNumberFormat, PhoneNumberType
+
+    from mentee.server.core.redaction import DEFAULT_OTHER_PHONE_REGIONS
+
+    redactor = Redactor()
+    checked = 0
+    for region in ("US", *DEFAULT_OTHER_PHONE_REGIONS):
+        for kind in (PhoneNumberType.FIXED_LINE, PhoneNumberType.MOBILE):
+            number = phonenumbers.example_number_for_type(region, kind)
+            for style in (PhoneNumberFormat.NATIONAL, PhoneNumberFormat.INTERNATIONAL):
+                written = phonenumbers.format_number(number, style)
+                assert redactor.redact(f"call {written} today").text == "call [PHONE] today", (region, written)
+                checked += 1
+    assert checked == 4 * (1 + len(DEFAULT_OTHER_PHONE_REGIONS))
+    assert Redactor(phone_other_regions=()).redact("ruf 030 123456 an").text == "ruf 030 123456 an"
+
+
+def test_real_questions_pass_unchanged() -> None:
+    """The measurement that chose the default regions and rules: 17,610 real questions (NQ and TriviaQA dev, the
+    near-duplicate pairs, full of years, ranges, scores and amounts), none changed."""
+    root = Path(__file__).resolve().parents[1] / "data"
+    questions = []
+    for name, keys in (
+        ("nq-open-dev", ("question",)),
+        ("triviaqa-dev", ("question",)),
+        ("near-duplicate-pairs", ("q1", "q2")),
+    ):
+        with open(root / f"{name}.jsonl") as lines:
+            questions += [json.loads(line)[key] for line in lines for key in keys]
+    redactor = Redactor()
+    changed = [q for q in questions if redactor.redact(q).text != q]
+    assert len(questions) == 17_610 and changed == []
+
+
+def test_what_the_budget_leaves_out_is_never_redacted() -> None:
+    """Before: the whole conversation was redacted, then cut to the teacher's budget: 64 messages of 8,000 digits
+    cost the redactor 3.5 s per teacher call; now it sees at most the budget (0.1 s)."""
+    from collections.abc import Sequence
+
+    from mentee.server.teachers import GuardedTeacher, TaughtItem, Teacher, TeacherAnswer, TeacherLimits
+
+    class Echo(Teacher):
+        name = "teacher:echo"
+
+        def ask(self, messages: Sequence[ChatMessage], *, context: Sequence[TaughtItem] = ()) -> TeacherAnswer:
+            return TeacherAnswer(text="Lima", model="big")
+
+    class Counting(Redactor):
+        seen = 0
+
+        def redact(self, text: str):  # type: ignore[no-untyped-def]
+            Counting.seen += len(text)
+            return super().redact(text)
+
+    teacher = GuardedTeacher(Echo(), TeacherLimits(max_input_tokens=4000), redactor=Counting())
+    turns = [ChatMessage("user" if i % 2 == 0 else "assistant", "12345 " * 1333) for i in range(63)]
+    teacher.ask([*turns, ChatMessage("user", "What is the capital of Peru?")])
+    assert Counting.seen <= 4000 * 4
+
+
 def test_ordinary_questions_pass_unchanged() -> None:
     redactor = Redactor()
     questions = [
@@ -75,6 +185,9 @@ def test_custom_patterns_and_bad_settings() -> None:
         load_settings(redact_kinds=["names"])
     with pytest.raises(ConfigError, match="redact_phone_region"):
         load_settings(redact_phone_region="Germany")
+    with pytest.raises(ConfigError, match=r"redact_phone_other_regions .*'XX'"):
+        load_settings(redact_phone_other_regions=["DE", "XX"])
+    assert load_settings(redact_phone_other_regions=["de"]).redact_phone_other_regions == ["DE"]
 
 
 def test_a_planted_secret_never_reaches_the_teacher(tmp_path: Path, embedder: Embedder) -> None:

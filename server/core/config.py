@@ -21,6 +21,7 @@ from pydantic_settings import (
 )
 
 from .errors import ConfigError
+from .redaction import DEFAULT_OTHER_PHONE_REGIONS, check_phone_region
 
 ENV_PREFIX = "MENTEE_"
 CONFIG_FILE_ENV = "MENTEE_CONFIG"
@@ -210,11 +211,13 @@ class Settings(BaseSettings):
         default=0.0, ge=0, description="Price of a million teacher output tokens, for the cost ledger."
     )
 
-    redact_kinds: list[Literal["email", "phone", "secret"]] = Field(
-        default_factory=lambda: ["email", "phone", "secret"],
+    redact_kinds: list[Literal["email", "phone", "secret", "card", "iban", "ssn"]] = Field(
+        default_factory=lambda: ["email", "phone", "secret", "card", "iban", "ssn"],
         description=(
-            "What is replaced by [EMAIL] / [PHONE] / [SECRET] before anything goes to the teacher: e-mail addresses, "
-            "phone numbers, API keys, tokens and password=… assignments. [] turns the built-in kinds off."
+            "What is replaced by [EMAIL] / [PHONE] / [SECRET] / [CARD] / [IBAN] / [SSN] before anything goes to the "
+            "teacher (and so before anything is remembered): e-mail addresses, phone numbers, API keys, tokens, "
+            "password=… assignments and long random strings, payment card numbers (Luhn), IBANs (mod 97), US "
+            "social security numbers. [] turns the built-in kinds off."
         ),
     )
     redact_patterns: dict[str, str] = Field(
@@ -223,8 +226,14 @@ class Settings(BaseSettings):
     )
     redact_phone_region: str = Field(
         default="US",
-        pattern=r"^[A-Za-z]{2}$",
         description="Region (ISO 3166 code) whose national phone-number format is recognised besides +international.",
+    )
+    redact_phone_other_regions: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_OTHER_PHONE_REGIONS),
+        description=(
+            "More regions whose national phone-number formats are recognised (numbers of 7 digits or more; each "
+            "region costs a bounded scan). [] recognises only redact_phone_region's."
+        ),
     )
 
     confidence_threshold: float | None = Field(
@@ -460,6 +469,16 @@ class Settings(BaseSettings):
             raise ValueError(msg)
         return self
 
+    @field_validator("redact_phone_region", mode="after")
+    @classmethod
+    def _check_phone_region(cls, value: str) -> str:
+        return _phone_region(value)
+
+    @field_validator("redact_phone_other_regions", mode="after")
+    @classmethod
+    def _check_phone_regions(cls, value: list[str]) -> list[str]:
+        return [_phone_region(region) for region in value]
+
     @field_validator("redact_patterns", mode="after")
     @classmethod
     def _check_redact_patterns(cls, value: dict[str, str]) -> dict[str, str]:
@@ -623,3 +642,11 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, dict):  # an inline table; keys are plain names (validated)
         return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
     return json.dumps(_without_credentials(str(value)))
+
+
+def _phone_region(value: str) -> str:
+    """A region code libphonenumber knows, as a validation error (naming the setting) otherwise."""
+    try:
+        return check_phone_region(value)
+    except ConfigError as e:
+        raise ValueError(str(e)) from e

@@ -83,5 +83,10 @@ def make_teacher(
     if settings.redact_kinds or settings.redact_patterns:
         from ..core.redaction import Redactor
 
-        redactor = Redactor(settings.redact_kinds, settings.redact_patterns, phone_region=settings.redact_phone_region)
+        redactor = Redactor(
+            settings.redact_kinds,
+            settings.redact_patterns,
+            phone_region=settings.redact_phone_region,
+            phone_other_regions=settings.redact_phone_other_regions,
+        )
     return GuardedTeacher(inner, limits, redactor=redactor)
