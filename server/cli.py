@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from .core.errors import ConfigError, MenteeError
+from .core.processes import listen_on
 
 if TYPE_CHECKING:
     from .core.config import Settings
@@ -295,12 +296,16 @@ def serve_command(
     host = host or settings.api_host
     port = settings.api_port if port is None else port
     check_exposure(host, settings)
-    with _start_mentee(settings) as mentee:
+    # The port is taken before the student starts (a minute on a CPU): in that minute vLLM's own processes open
+    # ports at random and once took this one, and a port already in use is said at once, not after the minute.
+    listener = listen_on(host, port)
+    port = listener.getsockname()[1]
+    with listener, _start_mentee(settings) as mentee:
         _start_schedule(mentee)
         config = uvicorn.Config(create_app(mentee), host=host, port=port, log_level="warning", access_log=False)
         server = uvicorn.Server(config)
         _say(f"mentee serves http://{host}:{port}/v1 (model {settings.api_model_name!r}); Ctrl-C stops it")
-        server.run()
+        server.run(sockets=[listener])
 
 
 @app.command("ui")

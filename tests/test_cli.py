@@ -88,6 +88,22 @@ def test_serve_refuses_to_listen_beyond_loopback_without_keys(host: str) -> None
     assert "Traceback" not in result.stderr
 
 
+def test_serve_takes_its_port_before_the_student_and_says_when_it_is_in_use(tmp_path: Path) -> None:
+    """Before: the port was bound only after vLLM's minute of start-up, in which vLLM's own processes once took it
+    (a failed CI run: "address already in use" after the student had started). Now it is taken first, so a busy
+    port is said at once, before any student starts."""
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run_mentee("serve", "--port", str(port), env={"MENTEE_HOME": str(tmp_path)}, timeout=30)
+    assert result.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr and "in use" in result.stderr
+    assert "starting the student" not in result.stderr and "Traceback" not in result.stderr
+
+
 @pytest.mark.parametrize(
     ("args", "env", "expected"),
     [
