@@ -21,7 +21,7 @@ from pydantic_settings import (
 )
 
 from .errors import ConfigError
-from .redaction import DEFAULT_OTHER_PHONE_REGIONS, check_phone_region
+from .redaction import BUILTIN_KINDS, DEFAULT_OTHER_PHONE_REGIONS, check_phone_region
 
 ENV_PREFIX = "MENTEE_"
 CONFIG_FILE_ENV = "MENTEE_CONFIG"
@@ -226,7 +226,7 @@ class Settings(BaseSettings):
     )
 
     redact_kinds: list[Literal["email", "phone", "secret", "card", "iban", "ssn"]] = Field(
-        default_factory=lambda: ["email", "phone", "secret", "card", "iban", "ssn"],
+        default_factory=lambda: list(BUILTIN_KINDS),
         description=(
             "What is replaced by [EMAIL] / [PHONE] / [SECRET] / [CARD] / [IBAN] / [SSN] before anything goes to the "
             "teacher (and so before anything is remembered): e-mail addresses, phone numbers, API keys, tokens, "

@@ -293,20 +293,22 @@ class GuardedTeacher(Teacher):
 
     def ask(self, messages: Sequence[ChatMessage], *, context: Sequence[TaughtItem] = ()) -> TeacherAnswer:
         context = [TaughtItem(self._clean(c.question), self._clean(c.answer), c.trust) for c in context]
-        # the budget first: what is left out is never redacted, so a long conversation costs the redactor no more
-        # than the budget
-        turns, left_out = self._within_budget(list(messages))
-        turns = self._clean_messages(turns)
+        turns, left_out = self._to_send(messages)
         answer = self._guarded(self.inner.ask, turns, context=context)
         assert answer is not None  # a backend's ask always answers
         return replace(answer, left_out=left_out)
 
     def standalone_question(self, messages: Sequence[ChatMessage]) -> TeacherAnswer | None:
         """The backend's rewrite of a follow-up (guarded and ledgered like an answer), or ``None``."""
-        turns, left_out = self._within_budget(list(messages))
-        turns = self._clean_messages(turns)
+        turns, left_out = self._to_send(messages)
         rewrite = self._guarded(self.inner.standalone_question, turns)
         return replace(rewrite, left_out=left_out) if rewrite is not None else None
+
+    def _to_send(self, messages: Sequence[ChatMessage]) -> tuple[list[ChatMessage], str | None]:
+        """The conversation as the backend is sent it, and what was left out: the budget first, so what is left out
+        is never redacted and a long conversation costs the redactor no more than the budget."""
+        turns, left_out = self._within_budget(list(messages))
+        return self._clean_messages(turns), left_out
 
     def _within_budget(self, messages: list[ChatMessage]) -> tuple[list[ChatMessage], str | None]:
         """The conversation cut to ``max_input_tokens`` (characters / 4): the oldest messages are left out first,
