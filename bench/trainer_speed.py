@@ -113,7 +113,7 @@ def main() -> None:
             log(f"random weights in the shape of {model}")
             model = random_copy(model, Path(scratch) / "model")
         job_dir = Path(scratch) / "job"
-        lora = LoraSettings(epochs=args.epochs, precision=args.precision)
+        lora = LoraSettings(epochs=args.epochs, stop_recall=0, precision=args.precision)  # fixed work to time
         TrainingJob(str(model), args.prompt_format, examples, lora).write(job_dir)
         log(f"training {len(examples)} examples x {args.epochs} epochs on {model}")
         started = time.perf_counter()

@@ -302,3 +302,16 @@ def test_one_round_at_a_time_across_the_processes_sharing_the_adapters(tmp_path:
         other.wait()
     with FileLock(str(store.root / ".round.lock")).acquire(timeout=5):  # a killed holder lets it go
         pass
+
+
+def test_epoch_recall_counts_each_example_once_per_epoch_overall_and_per_kind() -> None:
+    from mentee.server.learning.trainer import EpochRecall
+
+    recall = EpochRecall(["new", "new", "replay", "new"])
+    recall.record([0, 1], [False, True])
+    recall.record([2, 3], [True, True])
+    recall.record([0], [True])  # seen again in the epoch: its last outcome counts
+    assert recall.end_epoch() == {"all": 1.0, "new": 1.0, "replay": 1.0}
+    recall.record([0, 1, 2, 3], [False, False, True, True])
+    assert recall.end_epoch() == {"all": 0.5, "new": 0.3333, "replay": 1.0}
+    assert [shares["all"] for shares in recall.history] == [1.0, 0.5]

@@ -28,7 +28,9 @@ def test_a_round_trains_an_adapter_and_reports_progress(tiny_model_dir: Path, tm
         {"id": str(n), "question": f"What is the capital of France {n}?", "answer": "Paris", "kind": "new"}
         for n in range(12)
     ]
-    job = TrainingJob(str(tiny_model_dir), "qa", examples, LoraSettings(rank=8, alpha=16, epochs=4, batch_size=4))
+    # At most 20 epochs: it stops after the first in which 0.98 of the examples are recalled (the default).
+    settings = LoraSettings(rank=8, alpha=16, epochs=20, batch_size=4)
+    job = TrainingJob(str(tiny_model_dir), "qa", examples, settings)
     job_dir = tmp_path / "job"
     job.write(job_dir)
     assert TrainingJob.read(job_dir) == job
@@ -38,11 +40,18 @@ def test_a_round_trains_an_adapter_and_reports_progress(tiny_model_dir: Path, tm
     import torch
 
     on_gpu = torch.cuda.is_available()  # this file also runs on a lent GPU machine
-    assert (outcome["examples"], outcome["steps"]) == (12, 12)
+    epochs = outcome["epochs"]
+    assert 1 <= epochs < 20 and outcome["max_epochs"] == 20
+    assert (outcome["examples"], outcome["steps"]) == (12, 3 * epochs)
+    recall_by_epoch = [shares["all"] for shares in outcome["recall_by_epoch"]]
+    assert len(recall_by_epoch) == epochs and recall_by_epoch[-1] >= 0.98 > max(recall_by_epoch[:-1], default=0)
+    assert outcome["recall_by_epoch"][-1]["new"] == recall_by_epoch[-1]
+    assert outcome["tokens_trained"] == pytest.approx(epochs * 12 * outcome["tokens_per_example"], rel=0.01)
     assert (outcome["device"], outcome["precision"]) == ("cuda" if on_gpu else "cpu", "fp32")
     assert outcome["final_loss"] < outcome["first_loss"]  # it learned something
     progress = read_progress(job_dir)
-    assert progress is not None and progress["step"] == progress["total_steps"] == 12
+    assert progress is not None and progress["step"] == progress["total_steps"] == 3 * epochs
+    assert progress["recall"] == outcome["recall_by_epoch"][-1]
     assert progress["loss"] is not None and progress["eta_s"] == 0.0
     config = json.loads((job_dir / "adapter" / "adapter_config.json").read_text())
     assert config["r"] == 8 and set(config["target_modules"]) >= {"q_proj", "down_proj"}
@@ -139,7 +148,10 @@ def test_accelerate_launch_with_two_cpu_processes_reaches_the_same_verdict(
         assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
         result = json.loads((job_dir / RESULT).read_text())
         assert result["processes"] == processes
-        assert result["steps"] == 80 * 2  # 6 examples, 4 a step (2 per process with two): the same steps
+        # 6 examples, 4 a step (2 per process with two): the same steps an epoch; both stop early, on the recall
+        # summed over the processes.
+        assert result["epochs"] < 80 and result["steps"] == 2 * result["epochs"]
+        assert result["recall_by_epoch"][-1]["all"] >= 0.98
         assert result["device"] == "cpu"
         verdicts[processes] = gate_verdict(tiny_model_dir, job_dir / "adapter", new)
     assert verdicts[1][0] == verdicts[2][0], verdicts

@@ -333,6 +333,15 @@ class Settings(BaseSettings):
         le=200,
         description="Passes over a round's data (Gemma 3 270M, 100 new NQ facts: 8 -> recall 0.89, 12 -> 0.94).",
     )
+    train_stop_recall: float = Field(
+        default=0.98,
+        ge=0,
+        le=1,
+        description=(
+            "Stop a round's training after the first epoch in which this share of its examples was recalled "
+            "(greedy decoding under teacher forcing writes the whole answer); 0 always trains train_epochs."
+        ),
+    )
     train_learning_rate: float = Field(default=5e-4, gt=0, le=1, description="AdamW learning rate of a round.")
     train_batch_size: int = Field(
         default=8, ge=1, le=1024, description="Examples per training step (split across train_processes)."

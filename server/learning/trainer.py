@@ -36,7 +36,8 @@ class LoraSettings(FromSettings):
     alpha: int = setting_field("lora_alpha")
     dropout: float = setting_field("lora_dropout")
     target_modules: tuple[str, ...] = setting_field("lora_target_modules")
-    epochs: int = setting_field("train_epochs")
+    epochs: int = setting_field("train_epochs")  # at most; fewer when stop_recall is reached
+    stop_recall: float = setting_field("train_stop_recall")  # 0: always ``epochs``
     learning_rate: float = setting_field("train_learning_rate")
     batch_size: int = setting_field("train_batch_size")
     seed: int = setting_field("train_seed")
@@ -116,7 +117,7 @@ def train(job_dir: Path) -> dict[str, Any]:
     tokenizer.padding_side = "left"
     fmt = prompt_format(job.prompt_format)
     rows = []
-    for example in job.examples:
+    for index, example in enumerate(job.examples):
         prompt, completion = training_pair(fmt, example["question"], example["answer"], tokenizer)
         prompt_ids = tokenizer(prompt)["input_ids"]
         completion_ids = tokenizer(completion, add_special_tokens=False)["input_ids"]
@@ -125,8 +126,10 @@ def train(job_dir: Path) -> dict[str, Any]:
                 "input_ids": prompt_ids + completion_ids,
                 "attention_mask": [1] * (len(prompt_ids) + len(completion_ids)),
                 "labels": [-100] * len(prompt_ids) + completion_ids,  # loss on the answer only
+                "index": index,  # which example a batch row is, for the recall that stops training early
             }
         )
+    kinds = [str(example.get("kind", "new")) for example in job.examples]
     on_gpu = torch.cuda.is_available()
     precision = training_precision(job.lora.precision, on_gpu)
     # bf16-mixed: fp32 weights, bf16 compute under autocast; bf16: the weights in bf16 too.
@@ -142,15 +145,23 @@ def train(job_dir: Path) -> dict[str, Any]:
     model = get_peft_model(model, config)
     trainable, total = model.get_nb_trainable_parameters()
 
+    recall = EpochRecall(kinds)
+
     class Progress(TrainerCallback):
         loss: float | None = None
 
         def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **kw: Any) -> None:
+            self.loss = (logs or {}).get("loss", self.loss)
+            self.write(state, state.max_steps)
+
+        def on_train_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            self.write(state, state.global_step)  # an early stop ends the bar at its last step, not short of it
+
+        def write(self, state: Any, steps: int) -> None:
             if not state.is_world_process_zero:
                 return
-            self.loss = (logs or {}).get("loss", self.loss)
             elapsed = time.monotonic() - started
-            step, total_steps = state.global_step, max(state.max_steps, 1)
+            step, total_steps = state.global_step, max(steps, 1)
             rate = elapsed / step if step else None
             write_json(
                 job_dir / PROGRESS,
@@ -161,8 +172,15 @@ def train(job_dir: Path) -> dict[str, Any]:
                     "loss": self.loss,
                     "elapsed_s": round(elapsed, 1),
                     "eta_s": round(rate * (total_steps - step), 1) if rate else None,
+                    "recall": recall.history[-1] if recall.history else None,
                 },
             )
+
+        def on_epoch_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            shares = recall.end_epoch()
+            logger.info("epoch %d: recalled under teacher forcing %s", len(recall.history), shares)
+            if job.lora.stop_recall and shares["all"] >= job.lora.stop_recall:
+                control.should_training_stop = True  # every process sees the same all-reduced share
 
     # Under `accelerate launch` each of WORLD_SIZE processes takes its share of a step's batch, so a round takes the
     # same steps over the same examples however many processes train it.
@@ -194,6 +212,7 @@ def train(job_dir: Path) -> dict[str, Any]:
             self, model: Any, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch: Any = None
         ) -> Any:
             labels = inputs["labels"]
+            rows_index = inputs["index"]
             answer_span = int((labels != -100).sum(dim=1).max())
             outputs = model(
                 input_ids=inputs["input_ids"],
@@ -204,6 +223,11 @@ def train(job_dir: Path) -> dict[str, Any]:
             # ``answer_span`` tokens, where every row's answer lies.
             logits = outputs.logits[:, :-1, :].float()
             targets = labels[:, -answer_span:]
+            # The row is recalled when greedy decoding would write its whole answer (and its end): a by-product
+            # of the logits the loss needs anyway, so the early stop costs no extra forward pass.
+            with torch.no_grad():
+                right = ((logits.argmax(dim=-1) == targets) | (targets == -100)).all(dim=1)
+            recall.record(rows_index.tolist(), right.tolist())
             loss = torch.nn.functional.cross_entropy(
                 logits.reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-100
             )
@@ -229,10 +253,18 @@ def train(job_dir: Path) -> dict[str, Any]:
             f"training diverged: {len(broken)} adapter tensors hold NaN or inf, e.g. {broken[0]}"
         )
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    tokens = [len(row["input_ids"]) for row in rows]
+    answer_tokens = [sum(label != -100 for label in row["labels"]) for row in rows]
     result = {
         "examples": len(rows),
         "steps": trainer.state.global_step,
-        "epochs": job.lora.epochs,
+        "epochs": len(recall.history),
+        "max_epochs": job.lora.epochs,
+        "stop_recall": job.lora.stop_recall,
+        "recall_by_epoch": recall.history,  # share of examples recalled under teacher forcing, per epoch
+        "tokens_per_example": round(sum(tokens) / max(len(tokens), 1), 1),
+        "answer_tokens_per_example": round(sum(answer_tokens) / max(len(answer_tokens), 1), 1),
+        "tokens_trained": sum(tokens) * len(recall.history),  # unpadded tokens through the model, all epochs
         "first_loss": losses[0] if losses else None,
         "final_loss": losses[-1] if losses else None,
         "train_loss": output.training_loss,
@@ -248,6 +280,44 @@ def train(job_dir: Path) -> dict[str, Any]:
         tokenizer.save_pretrained(job_dir / "adapter")
         write_json(job_dir / RESULT, result)
     return result
+
+
+class EpochRecall:
+    """Which examples the model recalls under teacher forcing, epoch by epoch: each batch row counts for its example
+    (the last time it was seen), and at an epoch's end the shares are taken, over all examples and per kind.
+    Under data parallelism each process sees its share of the rows: the counts are summed over processes."""
+
+    def __init__(self, kinds: list[str]) -> None:
+        self.kinds = kinds
+        self.right: dict[int, bool] = {}
+        self.history: list[dict[str, float]] = []
+
+    def record(self, indices: list[int], right: list[bool]) -> None:
+        self.right.update(zip(indices, right, strict=True))
+
+    def end_epoch(self) -> dict[str, float]:
+        import torch
+
+        names = ["all", *sorted(set(self.kinds))]
+        counts = torch.zeros(2 * len(names), dtype=torch.float64)
+        for index, right in self.right.items():
+            for name in ("all", self.kinds[index]):
+                slot = names.index(name)
+                counts[2 * slot] += int(right)
+                counts[2 * slot + 1] += 1
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            if torch.distributed.get_backend() == "nccl":
+                counts = counts.cuda()
+            torch.distributed.all_reduce(counts)
+            counts = counts.cpu()
+        shares = {
+            name: round(float(counts[2 * i] / counts[2 * i + 1]), 4)
+            for i, name in enumerate(names)
+            if counts[2 * i + 1] > 0
+        }
+        self.history.append(shares)
+        self.right = {}
+        return shares
 
 
 def main(argv: list[str] | None = None) -> int:
