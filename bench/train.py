@@ -14,6 +14,11 @@ model with an empty memory:
    and activated again (loaded under its name, router switched): the swap's latency and the requests that failed;
 4. as served after the round, memory and teacher off: recall of the taught questions and of their paraphrases.
 
+Each trial also states its training against the machine: epochs run (a round stops at ``train_stop_recall``) and
+the recall per epoch, tokens per example and per round, the floating-point work (6 x parameters a token passes
+through x tokens, plus the output layer over the answer positions) and its rate as a share of this CPU's torch
+matmul rate, measured at the start of the run before vLLM starts.
+
 Set-ups are compared at ``--setup-size`` new items; sizes with the first set-up (``answer``). A set-up the
 teacher cannot run (the reference teacher writes no rationales) is reported as such. Progress on stderr; every
 finished trial is appended to ``--out`` (JSON Lines) as it ends; one final JSON line on stdout (``--summarize
@@ -64,6 +69,51 @@ def pick_questions(count: int) -> tuple[list[dict[str, Any]], dict[str, dict[str
     return chosen[:count], paraphrases
 
 
+def matmul_rate(seconds: float = 2.0) -> dict[str, Any]:
+    """This CPU's fp32 matrix-multiply rate in GFLOP/s, with torch's threads as the trainer has them: at the shape of
+    a round's training step (8 rows x ~30 tokens through Gemma 3 270M's 640 -> 2048 projections) and at a square
+    1024 one, each the best of repeated timings over ``seconds``."""
+    import torch
+
+    rates = {}
+    for name, (m, k, n) in {"step_240x640x2048": (240, 640, 2048), "square_1024": (1024, 1024, 1024)}.items():
+        a, b = torch.randn(m, k), torch.randn(k, n)
+        for _ in range(3):
+            torch.mm(a, b)  # warm-up
+        best, deadline = 0.0, time.perf_counter() + seconds
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            for _ in range(10):
+                torch.mm(a, b)
+            best = max(best, 10 * 2 * m * k * n / (time.perf_counter() - started))
+        rates[name] = round(best / 1e9, 1)
+    return {"gflops": rates, "threads": torch.get_num_threads(), "torch": torch.__version__}
+
+
+def training_work(training: dict[str, Any], matmul: dict[str, Any]) -> dict[str, Any]:
+    """A round's training against the machine: tokens trained, the floating-point work (6 x the parameters a token
+    passes through x tokens, padding included, plus 6 x the output layer x the answer positions, the only ones given
+    logits), and that work's rate as a share of this CPU's matmul rate at the training step's shape."""
+    if not training.get("tokens_trained"):
+        return {}
+    body = training["total_parameters"] - training["embedding_parameters"]  # the embedding lookup multiplies nothing
+    flops = 6 * body * training["padded_tokens"] + 6 * training["embedding_parameters"] * training["logit_positions"]
+    rate = flops / training["seconds"] / 1e9
+    peak = matmul["gflops"]["step_240x640x2048"]
+    return {
+        "epochs": training["epochs"],
+        "max_epochs": training.get("max_epochs"),
+        "recall_by_epoch": [shares["all"] for shares in training.get("recall_by_epoch", [])],
+        "tokens_per_example": training["tokens_per_example"],
+        "answer_tokens_per_example": training["answer_tokens_per_example"],
+        "tokens_trained": training["tokens_trained"],
+        "padded_tokens": training["padded_tokens"],
+        "tflop": round(flops / 1e12, 2),
+        "gflops": round(rate, 1),
+        "machine_share": round(rate / peak, 3),
+    }
+
+
 def reset(mentee: Any) -> None:
     """An empty memory and the base model served, as at the start of a deployment."""
     for record in mentee.memory.list(limit=10**9):
@@ -71,7 +121,9 @@ def reset(mentee: Any) -> None:
     mentee.learner.activate(None, reason="bench reset")
 
 
-def run_trial(mentee: Any, base_settings: Any, setup: str, rows: list[dict[str, Any]], paraphrases: dict) -> dict:
+def run_trial(
+    mentee: Any, base_settings: Any, setup: str, rows: list[dict[str, Any]], paraphrases: dict, matmul: dict
+) -> dict:
     from mentee.server.core.answers import is_correct
     from mentee.server.serving.router import NoSourceError, Switches
 
@@ -105,6 +157,19 @@ def run_trial(mentee: Any, base_settings: Any, setup: str, rows: list[dict[str, 
         "examples": outcome.training.get("examples"),
         "final_loss": outcome.training.get("final_loss"),
         "gate_s": round(phases["done"] - phases["gate"], 1) if "gate" in phases and "done" in phases else None,
+        "settings": {
+            name: getattr(mentee.learner.settings, name)
+            for name in (
+                "train_learning_rate",
+                "train_epochs",
+                "train_stop_recall",
+                "train_batch_size",
+                "train_few_shot",
+                "gate_concurrency",
+            )
+        },
+        "work": training_work(outcome.training, matmul),
+        "matmul": matmul,
         "distillation": (outcome.data or {}).get("distillation"),
         "gate": {k: v for k, v in (outcome.gate or {}).items() if k != "misses"},
     }
@@ -225,12 +290,14 @@ def run(home: Path, sizes: list[int], setups: list[str], setup_size: int, out: P
         confidence_threshold=1.0,  # the base student never answers NQ alone: every question goes to the teacher
         recalibrate_after_round=False,
     )
+    matmul = matmul_rate()  # before vLLM starts: nothing else runs beside it
+    log(f"matmul: {matmul}")
     rows, paraphrases = pick_questions(max([*sizes, setup_size]))
     trials: list[dict[str, Any]] = []
     plan = [(setup, setup_size) for setup in setups] + [(setups[0], n) for n in sizes if n != setup_size]
     with Mentee(settings) as mentee:
         for setup, size in plan:
-            trial = run_trial(mentee, settings, setup, rows[:size], paraphrases)
+            trial = run_trial(mentee, settings, setup, rows[:size], paraphrases, matmul)
             log(f"trial {setup} x {size}: {json.dumps(trial)[:600]}")
             trials.append(trial)
             if out is not None:
@@ -245,6 +312,25 @@ def summarize(trials: list[dict[str, Any]]) -> dict[str, Any]:
         "bench": "train",
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "round_s_by_new_items": {str(t["new_items"]): t["round_s"] for t in trials if t["setup"] == trials[0]["setup"]},
+        "by_new_items": {
+            str(t["new_items"]): {
+                "round_s": t["round_s"],
+                "training_s": t.get("training_s"),
+                "gate_s": t.get("gate_s"),
+                "swap_ms": (t.get("swap") or {}).get("latency_ms"),
+                "taught_recall": t["gate"].get("new_recall"),
+                "paraphrase_recall": t["gate"].get("paraphrase_recall"),
+                "anchors_of_base": (
+                    round(t["gate"]["anchor_accuracy"] / t["gate"]["base_anchor_accuracy"], 4)
+                    if t["gate"].get("anchor_accuracy") is not None and t["gate"].get("base_anchor_accuracy")
+                    else None
+                ),
+                **(t.get("work") or {}),
+            }
+            for t in trials
+            if t["setup"] == trials[0]["setup"]
+        },
+        "matmul": next((t["matmul"] for t in trials if "matmul" in t), None),
         "setups": {
             t["setup"]: {
                 "state": t["state"],

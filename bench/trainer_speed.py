@@ -14,6 +14,7 @@ greedily: the share answered with the taught answer. Progress on stderr; one fin
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -81,12 +82,17 @@ def main() -> None:
     parser.add_argument("--random-weights", action="store_true", help="the model's shape, weights at random")
     parser.add_argument("--examples", type=int, default=200, help="NQ questions taught (default 200)")
     parser.add_argument("--epochs", type=int, default=12, help="training epochs (default 12, as a round)")
-    parser.add_argument("--prompt-format", default="qa", choices=["qa", "chat"], help="the student's format")
+    formats = ["qa", "qa-bare", "chat"]
+    parser.add_argument("--prompt-format", default="qa", choices=formats, help="the format trained in")
     parser.add_argument(
         "--precision",
         default="auto",
         choices=["auto", "fp32", "bf16-mixed", "bf16"],
         help="training number format, as train_precision (default auto: fp32; a CPU always trains in fp32)",
+    )
+    parser.add_argument("--learning-rate", type=float, help="as train_learning_rate (default: its default)")
+    parser.add_argument(
+        "--stop-recall", type=float, default=0.0, help="as train_stop_recall (default 0: all --epochs, fixed work)"
     )
     parser.add_argument("--out", type=Path, help="also write the final JSON line to this file")
     args = parser.parse_args()
@@ -113,7 +119,9 @@ def main() -> None:
             log(f"random weights in the shape of {model}")
             model = random_copy(model, Path(scratch) / "model")
         job_dir = Path(scratch) / "job"
-        lora = LoraSettings(epochs=args.epochs, stop_recall=0, precision=args.precision)  # fixed work to time
+        lora = LoraSettings(epochs=args.epochs, stop_recall=args.stop_recall, precision=args.precision)
+        if args.learning_rate is not None:
+            lora = dataclasses.replace(lora, learning_rate=args.learning_rate)
         TrainingJob(str(model), args.prompt_format, examples, lora).write(job_dir)
         log(f"training {len(examples)} examples x {args.epochs} epochs on {model}")
         started = time.perf_counter()
@@ -143,6 +151,9 @@ def main() -> None:
         "random_weights": args.random_weights,
         "examples": result["examples"],
         "epochs": result["epochs"],
+        "learning_rate": lora.learning_rate,
+        "recall_by_epoch": [shares["all"] for shares in result.get("recall_by_epoch", [])],
+        "tokens_per_example": result.get("tokens_per_example"),
         "steps": result["steps"],
         "batch_size": lora.batch_size,
         "train_s": result["seconds"],

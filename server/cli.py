@@ -250,6 +250,10 @@ def calibrate_command(
     rows = read_qa_file(qa_file)
     settings = _settings(ctx)
     with _start_student(settings) as student:
+        if adapter is not None:
+            from .learning.adapters import AdapterStore, load_named
+
+            load_named(student, AdapterStore(settings.home / "adapters"), adapter)
 
         def ask(question: str) -> tuple[str, float]:
             generation = student.generate(question, adapter=adapter)

@@ -114,11 +114,15 @@ class Mentee:
         )
         if self.teacher is None:
             logger.warning("no teacher is configured: the student answers what the memory cannot")
-        if self.adapter is None and hasattr(self.student, "load_adapter"):
-            from .learning.adapters import AdapterStore
+        if hasattr(self.student, "load_adapter"):
+            from .learning.adapters import AdapterStore, load_named
 
-            self.adapters = AdapterStore(self.settings.home / "adapters")
-            self.follow_active_adapter(force=True)  # after a restart, the active version is served again
+            store = AdapterStore(self.settings.home / "adapters")
+            if self.adapter is not None:
+                load_named(self.student, store, self.adapter)  # type: ignore[arg-type]
+            else:
+                self.adapters = store
+                self.follow_active_adapter(force=True)  # after a restart, the active version is served again
         return self
 
     def close(self) -> None:

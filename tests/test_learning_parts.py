@@ -26,11 +26,12 @@ from mentee.server.learning.gate import GateThresholds, run_gate
 from mentee.server.student.prompting import QAPromptFormat
 
 
-def write_version(store: AdapterStore, verdict: str | None = "passed") -> str:
+def write_version(store: AdapterStore, verdict: str | None = "passed", prompt_format: str | None = None) -> str:
     with store.new_version() as (version, folder):
         (folder / "adapter_model.safetensors").write_bytes(b"weights")
         gate = {"verdict": verdict} if verdict else None
-        (folder / MANIFEST).write_text(json.dumps({"version": version, "gate": gate}))
+        manifest = {"version": version, "gate": gate} | ({"prompt_format": prompt_format} if prompt_format else {})
+        (folder / MANIFEST).write_text(json.dumps(manifest))
     return version
 
 
@@ -53,12 +54,14 @@ class LoadedAdapters:
 
     def __init__(self, *loaded: str) -> None:
         self.loaded = set(loaded)
+        self.formats: dict[str, str | None] = {}
 
     def adapters(self) -> list[str]:
         return sorted(self.loaded)
 
-    def load_adapter(self, name: str, path: str | Path) -> None:
+    def load_adapter(self, name: str, path: str | Path, format_name: str | None = None) -> None:
         self.loaded.add(name)
+        self.formats[name] = format_name
 
     def unload_adapter(self, name: str) -> None:
         self.loaded.remove(name)
@@ -70,7 +73,7 @@ def test_one_path_serves_a_version_for_rounds_the_api_and_followers(tmp_path: Pa
     from mentee.server.learning.adapters import serve
 
     store = AdapterStore(tmp_path / "adapters")
-    v1, _, v3 = write_version(store), write_version(store), write_version(store)
+    v1, _, v3 = write_version(store), write_version(store), write_version(store, prompt_format="qa-bare")
     student = LoadedAdapters("student-v1", "student-v2")
     switched: list[str | None] = []
 
@@ -80,6 +83,7 @@ def test_one_path_serves_a_version_for_rounds_the_api_and_followers(tmp_path: Pa
     serve(student, store, store.servable(v3), keep_loaded=2, switch=switch, reason="round")  # a round's pass
     assert store.active().version == v3 and switched == [v3]  # type: ignore[union-attr]
     assert student.adapters() == ["student-v2", "student-v3"]  # v1 unloaded: two kept
+    assert student.formats["student-v3"] == "qa-bare"  # asked in the format it was trained in
 
     candidate = write_version(store, None)  # v4, trained, in its gate on another process
     student.load_adapter(f"student-{candidate}", store.get(candidate).path)
@@ -88,6 +92,20 @@ def test_one_path_serves_a_version_for_rounds_the_api_and_followers(tmp_path: Pa
     assert switched == [v3, v1]
     assert student.adapters() == ["student-v1", "student-v4"]  # the old passed ones unloaded, the candidate kept
     assert store.history()[-1]["reason"] == "activated by hand"  # the follower switched nothing itself
+    assert student.formats["student-v1"] is None  # an adapter from before formats were recorded: the student's
+
+
+def test_an_adapter_named_by_hand_is_loaded_with_its_format(tmp_path: Path) -> None:
+    from mentee.server.learning.adapters import load_named
+
+    store = AdapterStore(tmp_path / "adapters")
+    write_version(store, prompt_format="qa-bare")
+    student = LoadedAdapters("my-own-lora")
+    load_named(student, store, "student-v1")
+    load_named(student, store, "my-own-lora")  # not one of the store's: left as it is
+    load_named(student, store, "student-v9")  # no such version: vLLM will say so when it is asked
+    assert student.adapters() == ["my-own-lora", "student-v1"]
+    assert student.formats == {"student-v1": "qa-bare"}
 
 
 def test_only_passed_versions_are_activated_and_rollback(tmp_path: Path) -> None:
@@ -304,14 +322,54 @@ def test_one_round_at_a_time_across_the_processes_sharing_the_adapters(tmp_path:
         pass
 
 
-def test_epoch_recall_counts_each_example_once_per_epoch_overall_and_per_kind() -> None:
+def test_epoch_recall_counts_each_example_once_overall_and_per_kind() -> None:
     from mentee.server.learning.trainer import EpochRecall
 
     recall = EpochRecall(["new", "new", "replay", "new"])
     recall.record([0, 1], [False, True])
     recall.record([2, 3], [True, True])
     recall.record([0], [True])  # seen again in the epoch: its last outcome counts
-    assert recall.end_epoch() == {"all": 1.0, "new": 1.0, "replay": 1.0}
+    assert recall.take_shares() == {"all": 1.0, "new": 1.0, "replay": 1.0}
     recall.record([0, 1, 2, 3], [False, False, True, True])
-    assert recall.end_epoch() == {"all": 0.5, "new": 0.3333, "replay": 1.0}
-    assert [shares["all"] for shares in recall.history] == [1.0, 0.5]
+    assert recall.take_shares() == {"all": 0.5, "new": 0.3333, "replay": 1.0}
+    assert recall.take_shares() == {}  # nothing recorded since
+
+
+def test_the_base_models_anchor_answers_are_asked_once_and_kept_across_processes(tmp_path: Path) -> None:
+    """A gate needs the base model's answers to its held-out anchors: asked once per base model, prompt and decoding,
+    kept in the home, so the next round (in this process or another) asks only anchors it has not seen."""
+    from types import SimpleNamespace
+
+    from mentee.server.core.config import load_settings
+    from mentee.server.learning.round import BASE_ANCHORS, Learner
+    from mentee.server.student.prompting import QAPromptFormat
+
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    (model_dir / "model.safetensors").write_bytes(b"weights")
+    asked: list[str] = []
+
+    class BaseStudent:
+        prompt_format = QAPromptFormat()
+
+        def __init__(self) -> None:
+            self.model_dir = model_dir
+
+        def generate(self, question: str, adapter: str | None = None) -> SimpleNamespace:
+            asked.append(question)
+            return SimpleNamespace(text=f"answer to {question}")
+
+    def learner() -> Learner:
+        settings = load_settings(home=tmp_path, gate_concurrency=2)
+        store = AdapterStore(tmp_path / "adapters")
+        return Learner(settings, student=BaseStudent(), memory=None, store=store)  # type: ignore[arg-type]
+
+    anchors = [Example(f"a{i}", f"q{i}?", "a", "anchor") for i in range(3)]
+    first = learner()._base_answers(anchors)
+    assert first == {f"q{i}?": f"answer to q{i}?" for i in range(3)} and sorted(asked) == ["q0?", "q1?", "q2?"]
+    assert (tmp_path / BASE_ANCHORS).is_file()
+    again = learner()._base_answers([*anchors, Example("a3", "q3?", "a", "anchor")])  # another process
+    assert again["q0?"] == "answer to q0?" and sorted(asked) == ["q0?", "q1?", "q2?", "q3?"]  # only q3 was new
+    (model_dir / "model.safetensors").write_bytes(b"other weights")  # another base model: asked again
+    learner()._base_answers(anchors[:1])
+    assert asked[-1] == "q0?" and len(asked) == 5

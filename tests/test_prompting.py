@@ -7,9 +7,11 @@ import pytest
 
 from mentee.server.core.errors import ConfigError, InvalidRequestError
 from mentee.server.student.prompting import (
+    BareQAPromptFormat,
     ChatMessage,
     ChatTemplatePromptFormat,
     QAPromptFormat,
+    adapter_prompt_format,
     detect_prompt_format,
     prompt_format,
 )
@@ -21,6 +23,18 @@ def test_qa_prompt_is_few_shot_and_stops_at_end_of_line() -> None:
     assert request.stop == ("\n",)
     assert request.prompt.startswith("Q: What is the capital of Italy?\nA: Rome\n")
     assert request.prompt.endswith("\nQ: What is the capital of France?\nA:")
+
+
+def test_adapters_of_a_qa_student_are_asked_the_question_alone_unless_few_shot() -> None:
+    conversation = [ChatMessage("user", "Who wrote\nHamlet?"), ChatMessage("assistant", "Shakespeare")]
+    conversation.append(ChatMessage("user", "When was he born?"))
+    request = BareQAPromptFormat().build(conversation)
+    assert request.prompt == "Q: Who wrote Hamlet?\nA: Shakespeare\nQ: When was he born?\nA:"
+    assert request.stop == ("\n",) and request.endpoint == "completions"
+    assert prompt_format("qa-bare").name == "qa-bare"
+    assert adapter_prompt_format(QAPromptFormat(), few_shot=False).name == "qa-bare"
+    assert adapter_prompt_format(QAPromptFormat(), few_shot=True).name == "qa"
+    assert adapter_prompt_format(ChatTemplatePromptFormat(), few_shot=False).name == "chat"
 
 
 def test_qa_prompt_carries_history_on_single_lines() -> None:

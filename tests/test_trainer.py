@@ -46,6 +46,7 @@ def test_a_round_trains_an_adapter_and_reports_progress(tiny_model_dir: Path, tm
     recall_by_epoch = [shares["all"] for shares in outcome["recall_by_epoch"]]
     assert len(recall_by_epoch) == epochs and recall_by_epoch[-1] >= 0.98 > max(recall_by_epoch[:-1], default=0)
     assert outcome["recall_by_epoch"][-1]["new"] == recall_by_epoch[-1]
+    assert outcome["recall_verified_epochs"][-1] == epochs  # the stop was decided on a clean pass
     assert outcome["tokens_trained"] == pytest.approx(epochs * 12 * outcome["tokens_per_example"], rel=0.01)
     assert (outcome["device"], outcome["precision"]) == ("cuda" if on_gpu else "cpu", "fp32")
     assert outcome["final_loss"] < outcome["first_loss"]  # it learned something

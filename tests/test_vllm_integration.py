@@ -73,6 +73,10 @@ def test_lora_adapter_load_use_unload(student: Student, tiny_lora_dir: Path) -> 
     tuned = student.generate(QUESTION, max_tokens=8, adapter="student-v1")
     assert tuned.model == "student-v1"
     assert [t.logprob for t in tuned.tokens] != [t.logprob for t in base.tokens]  # the adapter really applies
+    assert tuned.prompt_tokens == base.prompt_tokens  # recorded in no format: asked in the student's
+    student.load_adapter("student-v1", tiny_lora_dir, "qa-bare")  # already loaded: only its format is recorded
+    bare = student.generate(QUESTION, max_tokens=8, adapter="student-v1")
+    assert 0 < bare.prompt_tokens < base.prompt_tokens  # the question alone, without the few-shot examples
     student.unload_adapter("student-v1")
     assert student.adapters() == []
     with pytest.raises(StudentError, match="student-v1"):

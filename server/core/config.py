@@ -342,6 +342,14 @@ class Settings(BaseSettings):
             "(greedy decoding under teacher forcing writes the whole answer); 0 always trains train_epochs."
         ),
     )
+    train_few_shot: bool = Field(
+        default=False,
+        description=(
+            "Train, gate and serve a Q/A student's adapters on the few-shot prompt the base model is asked with; "
+            "false: on the question alone (a third of the tokens, a round about twice as fast). Each adapter "
+            "records its format, so adapters of either kind keep being served as they were trained."
+        ),
+    )
     train_learning_rate: float = Field(default=5e-4, gt=0, le=1, description="AdamW learning rate of a round.")
     train_batch_size: int = Field(
         default=8, ge=1, le=1024, description="Examples per training step (split across train_processes)."
@@ -412,7 +420,7 @@ class Settings(BaseSettings):
         description="Share of held-out paraphrases of taught items answered right alone (0: reported, not required).",
     )
     gate_concurrency: int = Field(
-        default=4,
+        default=8,
         ge=1,
         le=64,
         description="Questions the gate has in flight at once (vLLM batches them; 1 asks one at a time).",

@@ -58,6 +58,12 @@ class AdapterVersion:
         return str(gate.get("verdict", "pending"))
 
     @property
+    def prompt_format(self) -> str | None:
+        """The prompt format it was trained in and is asked in ('qa-bare', 'qa', 'chat'; older ones: 'qa')."""
+        recorded = self.manifest.get("prompt_format")
+        return str(recorded) if recorded else None
+
+    @property
     def number(self) -> int:
         return version_number(self.version)
 
@@ -197,7 +203,7 @@ class AdapterHost(Protocol):
     """What serves adapters: the student's vLLM (:class:`~mentee.server.student.client.Student`)."""
 
     def adapters(self) -> list[str]: ...
-    def load_adapter(self, name: str, path: str | Path) -> None: ...
+    def load_adapter(self, name: str, path: str | Path, format_name: str | None = None) -> None: ...
     def unload_adapter(self, name: str) -> None: ...
 
 
@@ -218,12 +224,26 @@ def serve(
     (the router), and older loaded versions beyond ``keep_loaded`` are unloaded — never one whose gate is still
     running, which another process may be asking right now.
     """
-    if adapter is not None and adapter.served_name not in student.adapters():
-        student.load_adapter(adapter.served_name, adapter.path)
+    if adapter is not None:  # also when another worker loaded it: this one learns the format it is asked in
+        student.load_adapter(adapter.served_name, adapter.path, adapter.prompt_format)
     if reason is not None:
         store.activate(adapter.version if adapter is not None else None, reason=reason)
     switch(adapter)
     _unload_old(student, store, keep=adapter, keep_loaded=keep_loaded)
+
+
+def load_named(student: AdapterHost, store: AdapterStore, served_name: str) -> None:
+    """Make sure the store's version served as ``served_name`` (``student-v3``) is loaded and asked in the prompt
+    format it was trained in, for a caller that names an adapter by hand (``mentee ask --adapter``). A name that
+    is no version of the store (a LoRA loaded into vLLM by other means) is left as it is."""
+    version = served_name.removeprefix("student-")
+    if not _VERSION.match(version):
+        return
+    try:
+        adapter = store.get(version)
+    except AdapterError:
+        return
+    student.load_adapter(adapter.served_name, adapter.path, adapter.prompt_format)
 
 
 def _unload_old(student: AdapterHost, store: AdapterStore, *, keep: AdapterVersion | None, keep_loaded: int) -> None:

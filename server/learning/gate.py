@@ -58,19 +58,23 @@ def score(
     once (vLLM batches them: the gate takes a fraction of the time of asking one by one)."""
     if not examples:
         return None, []
-    if concurrency > 1:
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(concurrency, thread_name_prefix="mentee-gate") as pool:
-            answers = list(pool.map(ask, [e.question for e in examples]))
-    else:
-        answers = [ask(e.question) for e in examples]
+    answers = ask_each(ask, [e.question for e in examples], concurrency=concurrency)
     misses = [
         {"question": example.question, "expected": example.answer, "said": said}
         for example, said in zip(examples, answers, strict=True)
         if not is_correct(said, example.accepted_answers())
     ]
     return round(1.0 - len(misses) / len(examples), 4), misses
+
+
+def ask_each(ask: Callable[[str], str], questions: Sequence[str], *, concurrency: int = 1) -> list[str]:
+    """``ask``'s answer to each question, ``concurrency`` in flight at once."""
+    if concurrency <= 1:
+        return [ask(question) for question in questions]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(concurrency, thread_name_prefix="mentee-gate") as pool:
+        return list(pool.map(ask, questions))
 
 
 def run_gate(
@@ -89,10 +93,13 @@ def run_gate(
     ``base_accuracy`` gives what it measured before; with neither the base model is taken to get them all right
     (that is how anchors are chosen)."""
     limits = thresholds or GateThresholds()
-    new_recall, new_misses = score(ask, new, concurrency=concurrency)
-    retention, replay_misses = score(ask, replay, concurrency=concurrency)
-    anchor_accuracy, anchor_misses = score(ask, check_anchors, concurrency=concurrency)
-    paraphrase_recall, paraphrase_misses = score(ask, paraphrases, concurrency=concurrency)
+    # All the checks' questions in one stream, so ``concurrency`` stay in flight from the first to the last.
+    questions = list(dict.fromkeys(e.question for group in (new, replay, check_anchors, paraphrases) for e in group))
+    said = dict(zip(questions, ask_each(ask, questions, concurrency=concurrency), strict=True)).__getitem__
+    new_recall, new_misses = score(said, new)
+    retention, replay_misses = score(said, replay)
+    anchor_accuracy, anchor_misses = score(said, check_anchors)
+    paraphrase_recall, paraphrase_misses = score(said, paraphrases)
     if not check_anchors:
         base_accuracy = None
     elif base_accuracy is None:

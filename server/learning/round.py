@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import shutil
@@ -29,8 +30,10 @@ from typing import TYPE_CHECKING, Any
 from ..core.errors import MenteeError
 from ..core.files import write_json
 from ..core.processes import die_with_parent
+from ..student.prompting import PromptFormat, adapter_prompt_format
 from .adapters import MANIFEST, AdapterStore, AdapterVersion, serve
 from .dataset import (
+    Example,
     RoundData,
     build_round,
     examples_to_json,
@@ -39,7 +42,7 @@ from .dataset import (
     normalize_question,
     paraphrase_checks,
 )
-from .gate import GateReport, GateThresholds, run_gate, score
+from .gate import GateReport, GateThresholds, ask_each, run_gate, score
 from .launch import base_checksum, trainer_command, trainer_environment
 from .trainer import RESULT, LoraSettings, TrainingJob, read_progress
 
@@ -52,6 +55,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+BASE_ANCHORS = "base-anchors.json"  # the base model's answers to held-out anchors, by model, prompt and decoding
 ROUND_ELSEWHERE = "a learning round is already running in another process of this deployment"
 
 ProgressCallback = Callable[[dict[str, Any]], None]
@@ -101,7 +105,7 @@ class Learner:
         self.on_switch = on_switch
         self.on_calibrated = on_calibrated
         self._running = threading.Lock()
-        self._base_anchor_accuracy: dict[tuple[str, ...], float | None] = {}  # the base model never changes
+        self._base_answers_kept: dict[str, Any] = {}  # BASE_ANCHORS' content: the base model never changes
         self.trainer_process: subprocess.Popen[bytes] | None = None
 
     # -- settings ----------------------------------------------------------------------------------------------
@@ -111,6 +115,10 @@ class Learner:
 
     def thresholds(self) -> GateThresholds:
         return GateThresholds.from_settings(self.settings)
+
+    def adapter_format(self) -> PromptFormat:
+        """The prompt format a new adapter is trained, gated and served in (``train_few_shot``)."""
+        return adapter_prompt_format(self.student.prompt_format, few_shot=self.settings.train_few_shot)
 
     # -- a round -----------------------------------------------------------------------------------------------
 
@@ -194,7 +202,7 @@ class Learner:
                 "created_at": time.time(),
                 "base_model": str(self.student.model_dir or self.settings.student_model),
                 "base_model_sha256": base_checksum(self.student.model_dir),
-                "prompt_format": self.student.prompt_format.name,
+                "prompt_format": self.adapter_format().name,
                 "data": data.summary(),
                 "hyperparameters": self.lora().__dict__ | {"target_modules": list(self.lora().target_modules)},
                 "training": training,
@@ -274,9 +282,7 @@ class Learner:
         if base is None:
             msg = "the student's model folder is unknown (a remote vLLM): set student_model to its local folder"
             raise LearningError(msg)
-        TrainingJob(str(base), self.student.prompt_format.name, examples_to_json(data.train), self.lora()).write(
-            job_dir
-        )
+        TrainingJob(str(base), self.adapter_format().name, examples_to_json(data.train), self.lora()).write(job_dir)
         with (job_dir / "train.log").open("wb") as log:
             self.trainer_process = subprocess.Popen(
                 trainer_command(self.settings, job_dir),
@@ -300,34 +306,61 @@ class Learner:
         return dict(json.loads((job_dir / RESULT).read_text()))
 
     def _gate(self, adapter: AdapterVersion, data: RoundData) -> GateReport:
-        self.student.load_adapter(adapter.served_name, adapter.path)
+        self.student.load_adapter(adapter.served_name, adapter.path, adapter.prompt_format)
         new_ids = {e.id for e in data.new}
+        base_answers = self._base_answers(data.check_anchors)
 
         def ask(question: str) -> str:
-            return self._ask_alone(question, adapter, also_learned=new_ids).text
+            chosen = self._route(question, adapter, also_learned=new_ids)
+            if chosen is None and question in base_answers:
+                return base_answers[question]  # routed to the base model, which answered it before (greedy)
+            return self.student.generate(question, adapter=chosen).text
 
-        anchors_key = tuple(sorted(e.id for e in data.check_anchors))
-        if anchors_key not in self._base_anchor_accuracy:
-            self._base_anchor_accuracy[anchors_key] = score(
-                lambda q: self.student.generate(q).text, data.check_anchors, concurrency=self.settings.gate_concurrency
-            )[0]
         return run_gate(
             ask,
             new=data.new,
             replay=data.replay,
             check_anchors=data.check_anchors,
             paraphrases=data.paraphrase_checks,
-            base_accuracy=self._base_anchor_accuracy[anchors_key],
+            base_accuracy=score(base_answers.__getitem__, data.check_anchors)[0],
             thresholds=self.thresholds(),
             concurrency=self.settings.gate_concurrency,
         )
 
-    def _ask_alone(self, question: str, adapter: AdapterVersion, *, also_learned: Container[str] = ()) -> Generation:
-        """The student alone (no memory answer, no teacher), routed between ``adapter`` and the base model as it
-        is served (``adapter_scope``)."""
+    def _base_answers(self, anchors: list[Example]) -> dict[str, str]:
+        """The base model's answers to the held-out anchors, asked once per base model, prompt and decoding and kept
+        in the home (``base-anchors.json``): a gate neither asks the base model the same questions again nor asks
+        the candidate those its routing sends to the base model (greedy decoding says the same again)."""
+        checksum = base_checksum(self.student.model_dir)
+        asked_as = [checksum, self.settings.student_model, self.student.prompt_format.name]
+        asked_as += [self.settings.temperature, self.settings.max_tokens]
+        key = hashlib.sha256(json.dumps(asked_as).encode()).hexdigest()
+        path = self.settings.home / BASE_ANCHORS
+        kept = self._base_answers_kept
+        if checksum is not None and not kept:  # a remote student may change behind mentee: kept in-process only
+            try:
+                kept = json.loads(path.read_text())
+            except (OSError, ValueError):
+                kept = {}  # none yet, or unreadable: asked again
+            kept = kept if isinstance(kept, dict) else {}
+        answers = kept.get(key) if isinstance(kept.get(key), dict) else {}
+        missing = list(dict.fromkeys(e.question for e in anchors if e.question not in answers))
+        if missing:
+            concurrency = self.settings.gate_concurrency
+            said = ask_each(lambda q: self.student.generate(q).text, missing, concurrency=concurrency)
+            answers = answers | dict(zip(missing, said, strict=True))
+            kept = {**kept, key: answers}
+            if checksum is not None:
+                write_json(path, kept)
+        self._base_answers_kept = kept
+        return {e.question: answers[e.question] for e in anchors}
+
+    def _route(self, question: str, adapter: AdapterVersion, *, also_learned: Container[str] = ()) -> str | None:
+        """The served name that answers ``question`` with ``adapter`` active (``None``: the base model), as it is
+        served (``adapter_scope``)."""
         from ..serving.adapter_scope import adapter_for
 
-        chosen = adapter_for(
+        return adapter_for(
             question,
             adapter.served_name,
             self.memory,
@@ -335,7 +368,10 @@ class Learner:
             max_distance=self.settings.adapter_scope_distance,
             also_learned=also_learned,
         )
-        return self.student.generate(question, adapter=chosen)
+
+    def _ask_alone(self, question: str, adapter: AdapterVersion, *, also_learned: Container[str] = ()) -> Generation:
+        """The student alone (no memory answer, no teacher), routed between ``adapter`` and the base model."""
+        return self.student.generate(question, adapter=self._route(question, adapter, also_learned=also_learned))
 
     # -- switching ---------------------------------------------------------------------------------------------
 

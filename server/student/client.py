@@ -116,6 +116,7 @@ class Student:
         self.url = settings.student_url
         self.model_dir: Path | None = None
         self._format: PromptFormat | None = None
+        self._adapter_formats: dict[str, PromptFormat] = {}  # served adapter name -> the format it was trained in
         self._client: openai.OpenAI | None = None
         self._http: httpx.Client | None = None
         # Mentee's own vLLM is watched and restarted when it dies (vllm_max_restarts); ``on_restart`` runs after
@@ -319,7 +320,7 @@ class Student:
         }
         import openai
 
-        request = self.prompt_format.build(conversation)
+        request = self._adapter_formats.get(model, self.prompt_format).build(conversation)
         try:
             try:
                 stream = self._open_stream(client, request, options)
@@ -373,8 +374,12 @@ class Student:
 
     # -- LoRA adapters ---------------------------------------------------------------------------------------
 
-    def load_adapter(self, name: str, path: str | Path) -> None:
-        """Load a peft LoRA adapter folder into vLLM under ``name`` (a new name per version, never reused)."""
+    def load_adapter(self, name: str, path: str | Path, format_name: str | None = None) -> None:
+        """Load a peft LoRA adapter folder into vLLM under ``name`` (a new name per version, never reused), to be
+        asked in the prompt format ``format_name`` (the one it was trained in; ``None``: the student's). Loading
+        a name already served (by another worker sharing this vLLM) only records its format."""
+        if format_name is not None:
+            self._adapter_formats[name] = prompt_format(format_name)
         try:
             self._post("/v1/load_lora_adapter", {"lora_name": name, "lora_path": str(Path(path).absolute())})
         except StudentError:
@@ -387,6 +392,7 @@ class Student:
     def unload_adapter(self, name: str) -> None:
         """Unload the adapter called ``name`` from vLLM."""
         self._post("/v1/unload_lora_adapter", {"lora_name": name})
+        self._adapter_formats.pop(name, None)
         logger.info("unloaded LoRA adapter %s", name)
 
     def adapters(self) -> list[str]:

@@ -81,6 +81,15 @@ class QAPromptFormat(PromptFormat):
         return StudentRequest(endpoint="completions", prompt="\n".join(lines) + "\nA:", stop=("\n",))
 
 
+class BareQAPromptFormat(QAPromptFormat):
+    """``Q: …`` / ``A: …`` lines without the few-shot examples, for LoRA adapters of a Q/A student: an adapter
+    trained on a round's answers has learned the pattern, so it is trained, gated and served on the question
+    alone — a third of the tokens of the few-shot prompt, and a round about twice as fast."""
+
+    name = "qa-bare"
+    examples = ()
+
+
 class ChatTemplatePromptFormat(PromptFormat):
     """The model's own chat template, applied by vLLM's ``/v1/chat/completions``."""
 
@@ -93,16 +102,28 @@ class ChatTemplatePromptFormat(PromptFormat):
         return StudentRequest(endpoint="chat", messages=tuple({"role": m.role, "content": m.content} for m in messages))
 
 
-PROMPT_FORMATS: dict[str, type[PromptFormat]] = {"qa": QAPromptFormat, "chat": ChatTemplatePromptFormat}
+PROMPT_FORMATS: dict[str, type[PromptFormat]] = {
+    "qa": QAPromptFormat,
+    "qa-bare": BareQAPromptFormat,
+    "chat": ChatTemplatePromptFormat,
+}
 
 
 def prompt_format(name: str) -> PromptFormat:
-    """The prompt format called ``name`` ('qa' or 'chat')."""
+    """The prompt format called ``name`` ('qa', 'qa-bare' or 'chat')."""
     try:
         return PROMPT_FORMATS[name]()
     except KeyError:
         msg = f"unknown prompt format {name!r}; choose one of {sorted(PROMPT_FORMATS)}"
         raise ConfigError(msg) from None
+
+
+def adapter_prompt_format(student_format: PromptFormat, *, few_shot: bool) -> PromptFormat:
+    """The format a new adapter of a student in ``student_format`` is trained, gated and served in: a Q/A
+    student's adapters without the few-shot examples unless ``few_shot``; a chat student's in its template."""
+    if isinstance(student_format, QAPromptFormat) and not few_shot:
+        return BareQAPromptFormat()
+    return student_format
 
 
 def detect_prompt_format(model_dir: Path) -> PromptFormat:
