@@ -236,8 +236,8 @@ def load_named(student: AdapterHost, store: AdapterStore, served_name: str) -> N
     """Make sure the store's version served as ``served_name`` (``student-v3``) is loaded and asked in the prompt
     format it was trained in, for a caller that names an adapter by hand (``mentee ask --adapter``). A name that
     is no version of the store (a LoRA loaded into vLLM by other means) is left as it is."""
-    version = served_name.removeprefix("student-")
-    if not _VERSION.match(version):
+    version = _version_served_as(served_name)
+    if version is None:
         return
     try:
         adapter = store.get(version)
@@ -246,9 +246,16 @@ def load_named(student: AdapterHost, store: AdapterStore, served_name: str) -> N
     student.load_adapter(adapter.served_name, adapter.path, adapter.prompt_format)
 
 
+def _version_served_as(name: str) -> str | None:
+    """The store version vLLM serves as ``name`` (``student-v3`` -> ``v3``; the inverse of ``served_name``), or
+    ``None`` for a name that is no version (a LoRA loaded by other means)."""
+    version = name.removeprefix("student-")
+    return version if _VERSION.match(version) else None
+
+
 def _unload_old(student: AdapterHost, store: AdapterStore, *, keep: AdapterVersion | None, keep_loaded: int) -> None:
     loaded = sorted(
-        (name for name in student.adapters() if _VERSION.match(name.removeprefix("student-"))),
+        (name for name in student.adapters() if _version_served_as(name)),
         key=lambda name: version_number(name.removeprefix("student-")),
     )
     decided = []
