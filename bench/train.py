@@ -161,11 +161,14 @@ def run_trial(
             name: getattr(mentee.learner.settings, name)
             for name in (
                 "train_learning_rate",
+                "train_lr_schedule",
                 "train_epochs",
                 "train_stop_recall",
                 "train_batch_size",
                 "train_few_shot",
                 "gate_concurrency",
+                "gate_prescreen_margin",
+                "gate_prescreen_verify",
             )
         },
         "work": training_work(outcome.training, matmul),

@@ -92,6 +92,9 @@ def main() -> None:
     )
     parser.add_argument("--learning-rate", type=float, help="as train_learning_rate (default: its default)")
     parser.add_argument(
+        "--lr-schedule", choices=["constant", "linear", "cosine"], help="as train_lr_schedule (default: its default)"
+    )
+    parser.add_argument(
         "--stop-recall", type=float, default=0.0, help="as train_stop_recall (default 0: all --epochs, fixed work)"
     )
     parser.add_argument("--out", type=Path, help="also write the final JSON line to this file")
@@ -122,6 +125,8 @@ def main() -> None:
         lora = LoraSettings(epochs=args.epochs, stop_recall=args.stop_recall, precision=args.precision)
         if args.learning_rate is not None:
             lora = dataclasses.replace(lora, learning_rate=args.learning_rate)
+        if args.lr_schedule is not None:
+            lora = dataclasses.replace(lora, lr_schedule=args.lr_schedule)
         TrainingJob(str(model), args.prompt_format, examples, lora).write(job_dir)
         log(f"training {len(examples)} examples x {args.epochs} epochs on {model}")
         started = time.perf_counter()
@@ -152,6 +157,7 @@ def main() -> None:
         "examples": result["examples"],
         "epochs": result["epochs"],
         "learning_rate": lora.learning_rate,
+        "lr_schedule": lora.lr_schedule,
         "recall_by_epoch": [shares["all"] for shares in result.get("recall_by_epoch", [])],
         "tokens_per_example": result.get("tokens_per_example"),
         "steps": result["steps"],

@@ -373,3 +373,40 @@ def test_the_base_models_anchor_answers_are_asked_once_and_kept_across_processes
     (model_dir / "model.safetensors").write_bytes(b"other weights")  # another base model: asked again
     learner()._base_answers(anchors[:1])
     assert asked[-1] == "q0?" and len(asked) == 5
+
+
+def test_the_gate_trusts_the_prescreen_only_above_its_margin_and_only_while_vllm_agrees(tmp_path: Path) -> None:
+    """Questions the trainer found answered under teacher forcing (by the margin) are not asked through vLLM,
+    except a sample that checks it: one answered otherwise, and every question is asked."""
+    from mentee.server.core.config import load_settings
+    from mentee.server.learning.round import Learner
+
+    settings = load_settings(home=tmp_path, gate_prescreen_margin=1.0, gate_prescreen_verify=2, gate_concurrency=2)
+    learner = Learner(settings, student=None, memory=None, store=AdapterStore(tmp_path / "adapters"))  # type: ignore[arg-type]
+    prescreened = {
+        "q1?": {"answer": "one", "margin": 3.0},
+        "q2?": {"answer": "two", "margin": 1.5},
+        "q3?": {"answer": "three", "margin": 0.4},  # below the margin: asked
+        "q4?": {"answer": None, "margin": None},  # no accepted answer written: asked
+    }
+    vllm = {"q1?": "one", "q2?": " two ", "q3?": "three", "q4?": "four"}
+    asked: list[str] = []
+
+    def ask(question: str) -> str:
+        asked.append(question)
+        return vllm[question]
+
+    trusted, screen = learner._trust_prescreen(prescreened, ask)
+    assert trusted == {"q1?": "one", "q2?": " two "} and sorted(asked) == ["q1?", "q2?"]  # the sample: both
+    assert screen | {"disagreed": None} == {
+        "checked": 4,
+        "margin": 1.0,
+        "passed": 2,
+        "verified": 2,
+        "disagreed": None,
+        "trusted": 2,
+    }
+    vllm["q2?"] = "deux"  # the served model says otherwise than the trainer: nothing is trusted
+    trusted, screen = learner._trust_prescreen(prescreened, ask)
+    assert trusted == {} and screen["trusted"] == 0
+    assert screen["disagreed"] == [{"question": "q2?", "prescreen": "two", "said": "deux"}]

@@ -105,6 +105,10 @@ def test_a_round_trains_gates_and_hot_swaps_while_serving(mentee: Mentee, home: 
         thread.join()
     assert outcome.state == "passed", outcome
     assert outcome.gate is not None and outcome.gate["new_recall"] >= 0.9
+    # The trainer pre-screened the taught questions (routed to the candidate); vLLM, asked the sample, agreed.
+    prescreen = outcome.gate["prescreen"]
+    assert prescreen["checked"] == 3 and prescreen["passed"] >= 1 and prescreen["disagreed"] == []
+    assert prescreen["verified"] == prescreen["trusted"] == prescreen["passed"]  # a sample of 16 holds all three
     assert outcome.training is not None and outcome.training["processes"] == 1  # test_deployment.py trains in 2
     assert not failures and answered > 0
     assert any(p.get("phase") == "training" and "step" in p for p in progress)

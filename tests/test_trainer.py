@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from mentee.server.learning.trainer import RESULT, LoraSettings, TrainingJob, read_progress, training_precision
+from mentee.server.learning.trainer import (
+    PRESCREEN,
+    RESULT,
+    LoraSettings,
+    TrainingJob,
+    read_progress,
+    training_precision,
+)
 
 pytestmark = pytest.mark.train
 
@@ -30,7 +37,11 @@ def test_a_round_trains_an_adapter_and_reports_progress(tiny_model_dir: Path, tm
     ]
     # At most 20 epochs: it stops after the first in which 0.98 of the examples are recalled (the default).
     settings = LoraSettings(rank=8, alpha=16, epochs=20, batch_size=4)
-    job = TrainingJob(str(tiny_model_dir), "qa", examples, settings)
+    checks = [  # the gate's questions: one taught (two accepted answers), one whose answer was never taught
+        {"question": "What is the capital of France 3?", "answers": ["London", "Paris"]},
+        {"question": "What is the capital of France 5?", "answers": ["Berlin"]},
+    ]
+    job = TrainingJob(str(tiny_model_dir), "qa", examples, settings, checks=checks, check_max_tokens=6)
     job_dir = tmp_path / "job"
     job.write(job_dir)
     assert TrainingJob.read(job_dir) == job
@@ -57,6 +68,10 @@ def test_a_round_trains_an_adapter_and_reports_progress(tiny_model_dir: Path, tm
     config = json.loads((job_dir / "adapter" / "adapter_config.json").read_text())
     assert config["r"] == 8 and set(config["target_modules"]) >= {"q_proj", "down_proj"}
     assert (job_dir / "adapter" / "adapter_model.safetensors").stat().st_size > 0
+    prescreen = json.loads((job_dir / PRESCREEN).read_text())["checks"]
+    assert prescreen["What is the capital of France 3?"]["answer"] == "Paris"
+    assert prescreen["What is the capital of France 3?"]["margin"] > 0
+    assert prescreen["What is the capital of France 5?"] == {"answer": None, "margin": None}
 
 
 def test_training_precision_resolves_auto_per_device_and_keeps_bf16_off_the_cpu() -> None:

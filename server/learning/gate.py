@@ -42,6 +42,7 @@ class GateReport:
     paraphrase_recall: float | None
     counts: dict[str, int] = field(default_factory=dict)
     misses: dict[str, list[dict[str, str]]] = field(default_factory=dict)  # a few wrong answers, for people
+    prescreen: dict[str, Any] = field(default_factory=dict)  # what the trainer's teacher-forced pre-screen spared
 
     @property
     def passed(self) -> bool:

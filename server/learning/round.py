@@ -23,7 +23,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Container
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,7 +44,7 @@ from .dataset import (
 )
 from .gate import GateReport, GateThresholds, ask_each, run_gate, score
 from .launch import base_checksum, trainer_command, trainer_environment
-from .trainer import RESULT, LoraSettings, TrainingJob, read_progress
+from .trainer import PRESCREEN, RESULT, LoraSettings, TrainingJob, read_progress
 
 if TYPE_CHECKING:
     from ...memory.store import Memory
@@ -55,6 +55,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+PRESCREEN_ANSWERS = 4  # accepted answers of a gate question pre-screened at most (QA files list many aliases)
 BASE_ANCHORS = "base-anchors.json"  # the base model's answers to held-out anchors, by model, prompt and decoding
 ROUND_ELSEWHERE = "a learning round is already running in another process of this deployment"
 
@@ -193,7 +194,7 @@ class Learner:
             return RoundOutcome(state="skipped", error=msg, data=data.summary())
         report({"phase": "training", "new": len(data.new), "examples": len(data.train)})
         job_dir = self.settings.home / "training" / time.strftime("round-%Y%m%d-%H%M%S")
-        training = self._train(data, job_dir, report)
+        training = self._train(data, job_dir, report, checks=self._candidate_checks(data))
         with self.store.new_version() as (version, partial):
             for item in (job_dir / "adapter").iterdir():
                 shutil.copy2(item, partial / item.name)
@@ -211,7 +212,7 @@ class Learner:
             write_json(partial / MANIFEST, manifest)
         adapter = self.store.get(version)
         report({"phase": "gate", "adapter": version})
-        gate = self._gate(adapter, data)
+        gate = self._gate(adapter, data, prescreened=read_prescreen(job_dir))
         adapter = self.store.update_manifest(version, gate=gate.to_dict())
         if not gate.passed:
             self.student.unload_adapter(adapter.served_name)
@@ -226,8 +227,6 @@ class Learner:
 
     def distill(self, data: RoundData) -> RoundData:
         """The round's data after the distillation set-up, with the held-out paraphrases the gate will ask."""
-        from dataclasses import replace
-
         from .distill import distill
 
         s = self.settings
@@ -277,12 +276,42 @@ class Learner:
             self.on_calibrated(calibration)
         return calibration.to_dict()
 
-    def _train(self, data: RoundData, job_dir: Path, report: ProgressCallback) -> dict[str, Any]:
+    def _candidate_checks(self, data: RoundData) -> list[dict[str, Any]]:
+        """The gate's questions the candidate adapter will answer (routed as served), with their accepted answers,
+        for the trainer's teacher-forced pre-screen; none when it is off or decoding is not greedy."""
+        from ..serving.adapter_scope import adapter_for
+
+        if self.settings.gate_prescreen_margin <= 0 or self.settings.temperature > 0:
+            return []
+        new_ids = {e.id for e in data.new}
+        accepted: dict[str, dict[str, None]] = {}
+        for e in (*data.new, *data.replay, *data.check_anchors, *data.paraphrase_checks):
+            if e.question not in accepted:
+                routed = adapter_for(
+                    e.question,
+                    "candidate",
+                    self.memory,
+                    scope=self.settings.adapter_scope,
+                    max_distance=self.settings.adapter_scope_distance,
+                    also_learned=new_ids,
+                )
+                if routed is None:
+                    continue  # the base model answers it (from base-anchors.json when it is an anchor)
+                accepted[e.question] = {}
+            accepted[e.question].update(dict.fromkeys(e.accepted_answers()))
+        return [{"question": q, "answers": list(answers)[:PRESCREEN_ANSWERS]} for q, answers in accepted.items()]
+
+    def _train(
+        self, data: RoundData, job_dir: Path, report: ProgressCallback, *, checks: list[dict[str, Any]] | None = None
+    ) -> dict[str, Any]:
         base = self.student.model_dir
         if base is None:
             msg = "the student's model folder is unknown (a remote vLLM): set student_model to its local folder"
             raise LearningError(msg)
-        TrainingJob(str(base), self.adapter_format().name, examples_to_json(data.train), self.lora()).write(job_dir)
+        job = TrainingJob(str(base), self.adapter_format().name, examples_to_json(data.train), self.lora())
+        if checks:
+            job = replace(job, checks=checks, check_max_tokens=self.settings.max_tokens)
+        job.write(job_dir)
         with (job_dir / "train.log").open("wb") as log:
             self.trainer_process = subprocess.Popen(
                 trainer_command(self.settings, job_dir),
@@ -305,18 +334,27 @@ class Learner:
             raise LearningError(msg)
         return dict(json.loads((job_dir / RESULT).read_text()))
 
-    def _gate(self, adapter: AdapterVersion, data: RoundData) -> GateReport:
+    def _gate(
+        self, adapter: AdapterVersion, data: RoundData, *, prescreened: dict[str, Any] | None = None
+    ) -> GateReport:
         self.student.load_adapter(adapter.served_name, adapter.path, adapter.prompt_format)
         new_ids = {e.id for e in data.new}
         base_answers = self._base_answers(data.check_anchors)
+        trusted: dict[str, str] = {}
 
         def ask(question: str) -> str:
             chosen = self._route(question, adapter, also_learned=new_ids)
             if chosen is None and question in base_answers:
                 return base_answers[question]  # routed to the base model, which answered it before (greedy)
+            if chosen is not None and question in trusted:
+                return trusted[question]  # the pre-screen's answer, checked against vLLM on a sample below
             return self.student.generate(question, adapter=chosen).text
 
-        return run_gate(
+        screen: dict[str, Any] = {}
+        if prescreened:
+            trusted, screen = self._trust_prescreen(prescreened["checks"], ask)
+            screen["trainer_s"] = prescreened.get("seconds")
+        report = run_gate(
             ask,
             new=data.new,
             replay=data.replay,
@@ -326,6 +364,45 @@ class Learner:
             thresholds=self.thresholds(),
             concurrency=self.settings.gate_concurrency,
         )
+        return replace(report, prescreen=screen) if screen else report
+
+    def _trust_prescreen(
+        self, prescreened: dict[str, dict[str, Any]], ask: Callable[[str], str]
+    ) -> tuple[dict[str, str], dict[str, Any]]:
+        """The pre-screened answers the gate may take without asking vLLM, and what the check of them found. A
+        sample (``gate_prescreen_verify``, chosen by ``train_seed``) is asked through vLLM: one answered otherwise
+        and none is trusted, every question is asked."""
+        import random
+
+        margin = self.settings.gate_prescreen_margin
+        passed = {
+            q: str(r["answer"])
+            for q, r in prescreened.items()
+            if r.get("answer") is not None and float(r.get("margin") or 0.0) >= margin
+        }
+        sample = sorted(passed)
+        random.Random(self.settings.train_seed).shuffle(sample)
+        sample = sample[: self.settings.gate_prescreen_verify]
+        said = dict(zip(sample, ask_each(ask, sample, concurrency=self.settings.gate_concurrency), strict=True))
+        disagreed = [
+            {"question": q, "prescreen": passed[q], "said": said[q]}
+            for q in sample
+            if " ".join(said[q].split()) != passed[q]
+        ]
+        screen = {
+            "checked": len(prescreened),
+            "margin": margin,
+            "passed": len(passed),
+            "verified": len(sample),
+            "disagreed": disagreed[:10],
+            "trusted": 0 if disagreed else len(passed),
+        }
+        if disagreed:
+            logger.warning(
+                "the pre-screen disagreed with vLLM on %d of %d: asking every question", len(disagreed), len(sample)
+            )
+            return {}, screen
+        return passed | said, screen
 
     def _base_answers(self, anchors: list[Example]) -> dict[str, str]:
         """The base model's answers to the held-out anchors, asked once per base model, prompt and decoding and kept
@@ -389,3 +466,13 @@ class Learner:
             reason=reason,
         )
         return adapter
+
+
+def read_prescreen(job_dir: Path) -> dict[str, Any]:
+    """The trainer's pre-screen of the gate's questions (``PRESCREEN``: "checks" by question, and the "seconds" it
+    took); empty when it made none."""
+    try:
+        screen = json.loads((job_dir / PRESCREEN).read_text())
+    except (OSError, ValueError):
+        return {}
+    return screen if isinstance(screen, dict) and isinstance(screen.get("checks"), dict) else {}

@@ -26,6 +26,7 @@ logger = logging.getLogger(__name__)
 JOB = "job.json"
 PROGRESS = "progress.json"
 RESULT = "result.json"
+PRESCREEN = "prescreen.json"  # the trained adapter's teacher-forced answers to the gate's questions (job.checks)
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class LoraSettings(FromSettings):
     epochs: int = setting_field("train_epochs")  # at most; fewer when stop_recall is reached
     stop_recall: float = setting_field("train_stop_recall")  # 0: always ``epochs``
     learning_rate: float = setting_field("train_learning_rate")
+    lr_schedule: str = setting_field("train_lr_schedule")  # transformers' lr_scheduler_type, over `epochs`
     batch_size: int = setting_field("train_batch_size")
     seed: int = setting_field("train_seed")
     precision: str = setting_field("train_precision")  # "auto" (fp32), "fp32", "bf16-mixed" or "bf16"
@@ -64,6 +66,11 @@ class TrainingJob:
     prompt_format: str  # "qa" or "chat"
     examples: list[dict[str, Any]]  # {"id", "question", "answer", "kind", …}
     lora: LoraSettings = field(default_factory=LoraSettings)
+    # The gate's questions the adapter will answer, {"question", "answers"}: after training, which of its accepted
+    # answers greedy decoding writes, and by what logit margin (PRESCREEN). Answers longer than check_max_tokens
+    # tokens are not checked (the gate's generation would cut them).
+    checks: list[dict[str, Any]] = field(default_factory=list)
+    check_max_tokens: int = 64
 
     def write(self, job_dir: Path) -> Path:
         job_dir.mkdir(parents=True, exist_ok=True)
@@ -155,14 +162,15 @@ def train(job_dir: Path) -> dict[str, Any]:
         """The model's outputs, the logits at the positions that predict an answer token, those tokens, and per
         row whether greedy decoding writes its whole answer. The output layer of a small model with a large
         vocabulary (Gemma 3 270M: 262k words x 640) costs more than the rest of the model: the model gives its last
-        hidden states (and logits for one position only), and the output layer runs over the answer positions
-        alone, no prompt and no padding among them."""
+        hidden states and the logits of no position at all (an empty index: one position per row cost a 262k-wide
+        batched matmul, a sixth of a step), and the output layer runs over the answer positions alone, no prompt
+        and no padding among them."""
         labels = inputs["labels"]
         outputs = model(
             input_ids=inputs["input_ids"],
             attention_mask=inputs["attention_mask"],
             output_hidden_states=True,
-            logits_to_keep=1,
+            logits_to_keep=torch.empty(0, dtype=torch.long, device=labels.device),
         )
         predicts_answer = labels[:, 1:] != -100  # the hidden state at position p predicts the token at p + 1
         targets = labels[:, 1:][predicts_answer]
@@ -174,6 +182,41 @@ def train(job_dir: Path) -> dict[str, Any]:
             row_of = predicts_answer.nonzero()[:, 0]
             wrong = torch.zeros(labels.size(0), device=missed.device).index_add_(0, row_of, missed)
         return outputs, logits, targets, wrong == 0
+
+    def check_answers(model: Any, checks: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """For each check question, the accepted answer greedy decoding writes whole (its end included) under
+        teacher forcing, and the smallest margin by which each of its tokens beat the best other token; ``None``
+        when it writes none of them. One forward pass per batch, no generation."""
+        candidates = []
+        for check in checks:
+            for answer in dict.fromkeys(" ".join(a.split()) for a in check["answers"] if a.strip()):
+                prompt, completion = training_pair(fmt, check["question"], answer, tokenizer)
+                prompt_ids = tokenizer(prompt)["input_ids"]
+                completion_ids = tokenizer(completion, add_special_tokens=False)["input_ids"]
+                if len(completion_ids) <= job.check_max_tokens:
+                    ids = prompt_ids + completion_ids
+                    row = {"input_ids": ids, "attention_mask": [1] * len(ids)}
+                    row["labels"] = [-100] * len(prompt_ids) + completion_ids
+                    candidates.append((check["question"], answer, row))
+        found: dict[str, dict[str, Any]] = {check["question"]: {"answer": None, "margin": None} for check in checks}
+        device = next(model.parameters()).device
+        model.eval()
+        size = 2 * job.lora.batch_size  # no gradients kept: twice a step's rows fit
+        with torch.no_grad():
+            for start in range(0, len(candidates), size):
+                chunk = candidates[start : start + size]
+                batch = {k: v.to(device) for k, v in collate([row for _, _, row in chunk]).items()}
+                _, logits, targets, right = answer_logits(model, batch)
+                picked = logits.gather(1, targets[:, None]).squeeze(1)
+                best_other = logits.scatter(1, targets[:, None], float("-inf")).amax(dim=1)
+                row_of = (batch["labels"][:, 1:] != -100).nonzero()[:, 0]
+                inf = torch.full((len(chunk),), float("inf"), device=device)
+                margins = inf.scatter_reduce(0, row_of, picked - best_other, reduce="amin")
+                for (question, answer, _), ok, margin in zip(chunk, right.tolist(), margins.tolist(), strict=True):
+                    if ok:
+                        found[question] = {"answer": answer, "margin": round(margin, 3)}
+        model.train()
+        return found
 
     def recall_now(model: Any) -> dict[str, float]:
         """The share of examples recalled by the adapter as it is, in one forward pass over this process's share."""
@@ -237,7 +280,7 @@ def train(job_dir: Path) -> dict[str, Any]:
         num_train_epochs=job.lora.epochs,
         learning_rate=job.lora.learning_rate,
         per_device_train_batch_size=max(1, job.lora.batch_size // world_size),
-        lr_scheduler_type="constant",
+        lr_scheduler_type=job.lora.lr_schedule,
         warmup_steps=0,
         logging_steps=1,
         save_strategy="no",
@@ -313,6 +356,10 @@ def train(job_dir: Path) -> dict[str, Any]:
         "processes": world_size,
     }
     if trainer.is_world_process_zero():
+        if job.checks:
+            checked = time.monotonic()
+            answers = check_answers(model, job.checks)
+            write_json(job_dir / PRESCREEN, {"checks": answers, "seconds": round(time.monotonic() - checked, 1)})
         model.save_pretrained(job_dir / "adapter")
         tokenizer.save_pretrained(job_dir / "adapter")
         write_json(job_dir / RESULT, result)
