@@ -279,23 +279,13 @@ class Learner:
     def _candidate_checks(self, data: RoundData) -> list[dict[str, Any]]:
         """The gate's questions the candidate adapter will answer (routed as served), with their accepted answers,
         for the trainer's teacher-forced pre-screen; none when it is off or decoding is not greedy."""
-        from ..serving.adapter_scope import adapter_for
-
         if self.settings.gate_prescreen_margin <= 0 or self.settings.temperature > 0:
             return []
         new_ids = {e.id for e in data.new}
         accepted: dict[str, dict[str, None]] = {}
         for e in (*data.new, *data.replay, *data.check_anchors, *data.paraphrase_checks):
             if e.question not in accepted:
-                routed = adapter_for(
-                    e.question,
-                    "candidate",
-                    self.memory,
-                    scope=self.settings.adapter_scope,
-                    max_distance=self.settings.adapter_scope_distance,
-                    also_learned=new_ids,
-                )
-                if routed is None:
+                if self._route(e.question, "candidate", also_learned=new_ids) is None:
                     continue  # the base model answers it (from base-anchors.json when it is an anchor)
                 accepted[e.question] = {}
             accepted[e.question].update(dict.fromkeys(e.accepted_answers()))
@@ -343,7 +333,7 @@ class Learner:
         trusted: dict[str, str] = {}
 
         def ask(question: str) -> str:
-            chosen = self._route(question, adapter, also_learned=new_ids)
+            chosen = self._route(question, adapter.served_name, also_learned=new_ids)
             if chosen is None and question in base_answers:
                 return base_answers[question]  # routed to the base model, which answered it before (greedy)
             if chosen is not None and question in trusted:
@@ -432,14 +422,14 @@ class Learner:
         self._base_answers_kept = kept
         return {e.question: answers[e.question] for e in anchors}
 
-    def _route(self, question: str, adapter: AdapterVersion, *, also_learned: Container[str] = ()) -> str | None:
-        """The served name that answers ``question`` with ``adapter`` active (``None``: the base model), as it is
-        served (``adapter_scope``)."""
+    def _route(self, question: str, served_name: str, *, also_learned: Container[str] = ()) -> str | None:
+        """The served name that answers ``question`` with the adapter served as ``served_name`` active (``None``: the
+        base model), as it is served (``adapter_scope``)."""
         from ..serving.adapter_scope import adapter_for
 
         return adapter_for(
             question,
-            adapter.served_name,
+            served_name,
             self.memory,
             scope=self.settings.adapter_scope,
             max_distance=self.settings.adapter_scope_distance,
@@ -448,7 +438,8 @@ class Learner:
 
     def _ask_alone(self, question: str, adapter: AdapterVersion, *, also_learned: Container[str] = ()) -> Generation:
         """The student alone (no memory answer, no teacher), routed between ``adapter`` and the base model."""
-        return self.student.generate(question, adapter=self._route(question, adapter, also_learned=also_learned))
+        chosen = self._route(question, adapter.served_name, also_learned=also_learned)
+        return self.student.generate(question, adapter=chosen)
 
     # -- switching ---------------------------------------------------------------------------------------------
 
