@@ -269,9 +269,11 @@ def main() -> None:
     print(json.dumps(results))
 
 
-def run(home: Path, sizes: list[int], setups: list[str], setup_size: int, out: Path | None) -> dict[str, Any]:
+def prepare(home: Path) -> Any:
+    """The settings of a bench home: the embedded student (prepared once, or MENTEE_STUDENT_MODEL), its anchors
+    (built once from data/gemma-3-270m-known.jsonl), the reference teacher on NQ, the gate's held-out paraphrases,
+    and every question sent to the teacher (the base student never answers NQ alone)."""
     from mentee.server.core.config import load_settings
-    from mentee.server.service import Mentee
     from mentee.server.student.models import prepare_embedded_student
 
     model = Path(os.environ["MENTEE_STUDENT_MODEL"]) if os.environ.get("MENTEE_STUDENT_MODEL") else None
@@ -285,14 +287,20 @@ def run(home: Path, sizes: list[int], setups: list[str], setup_size: int, out: P
             check=True,
             stdout=subprocess.DEVNULL,
         )
-    settings = load_settings(
+    return load_settings(
         home=home,
         student_model=str(model),
         teacher_qa_file=str(NQ),
         gate_paraphrase_file=str(PAIRS),
-        confidence_threshold=1.0,  # the base student never answers NQ alone: every question goes to the teacher
+        confidence_threshold=1.0,
         recalibrate_after_round=False,
     )
+
+
+def run(home: Path, sizes: list[int], setups: list[str], setup_size: int, out: Path | None) -> dict[str, Any]:
+    from mentee.server.service import Mentee
+
+    settings = prepare(home)
     matmul = matmul_rate()  # before vLLM starts: nothing else runs beside it
     log(f"matmul: {matmul}")
     rows, paraphrases = pick_questions(max([*sizes, setup_size]))

@@ -423,7 +423,8 @@ def train_command(
         gate = outcome.gate or {}
         typer.echo(
             f"{outcome.state}: adapter {outcome.adapter}; new recall {gate.get('new_recall')}, retention "
-            f"{gate.get('retention')}, anchors {gate.get('anchor_accuracy')} (base {gate.get('base_anchor_accuracy')})"
+            f"{gate.get('retention')}{_retention_rounds(gate)}, anchors {gate.get('anchor_accuracy')} "
+            f"(base {gate.get('base_anchor_accuracy')})"
             + (f"; {outcome.error}" if outcome.error else "")
             + (f"; {'; '.join(gate.get('reasons', []))}" if gate.get("reasons") else "")
         )
@@ -517,11 +518,19 @@ def adapters_list(ctx: typer.Context) -> None:
         gate = adapter.manifest.get("gate") or {}
         mark = "*" if active is not None and active.version == adapter.version else " "
         typer.echo(
-            f"{mark} {adapter.version}  {adapter.verdict:8s} new recall {gate.get('new_recall')}  anchors "
-            f"{gate.get('anchor_accuracy')}  items {adapter.manifest.get('data', {}).get('new')}"
+            f"{mark} {adapter.version}  {adapter.verdict:8s} new recall {gate.get('new_recall')}  retention "
+            f"{gate.get('retention')}{_retention_rounds(gate)}  anchors {gate.get('anchor_accuracy')}  items "
+            f"{adapter.manifest.get('data', {}).get('new')}"
         )
     if active is None:
         typer.echo("(serving the base model)")
+
+
+def _retention_rounds(gate: dict[str, Any]) -> str:
+    """The gate's retention of each earlier round, " (v1 0.97, v2 1.0)"; empty when it checked none."""
+    rounds = gate.get("retention_by_round") or {}
+    figures = ", ".join(f"{version} {round_figures.get('recall')}" for version, round_figures in rounds.items())
+    return f" ({figures})" if figures else ""
 
 
 @adapters_app.command("activate")

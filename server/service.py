@@ -246,7 +246,10 @@ class Mentee:
 
     def _switch(self, adapter: AdapterVersion | None) -> None:
         if self.router is not None:
-            self.router.use_adapter(adapter.served_name if adapter is not None else None)
+            if adapter is None:
+                self.router.use_adapter(None)
+            else:
+                self.router.use_adapter(adapter.served_name, beside=adapter.beside)
 
     # -- state -----------------------------------------------------------------------------------------------
 

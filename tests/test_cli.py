@@ -119,3 +119,30 @@ def test_ui_refuses_to_expose_the_admin_key(args: tuple[str, ...], env: dict[str
     result = run_mentee("ui", "--no-open", *args, env=env)
     assert result.returncode == 2
     assert expected in result.stderr and "Traceback" not in result.stderr
+
+
+def test_adapters_list_shows_each_earlier_rounds_retention(tmp_path: Path) -> None:
+    import json
+
+    for number, gate in (
+        (1, {"verdict": "passed", "new_recall": 0.98, "anchor_accuracy": 1.0}),
+        (
+            2,
+            {
+                "verdict": "refused",
+                "new_recall": 1.0,
+                "retention": 0.5,
+                "retention_by_round": {"v1": {"items": 20, "recall": 0.5}},
+                "anchor_accuracy": 1.0,
+            },
+        ),
+    ):
+        folder = tmp_path / "adapters" / f"v{number}"
+        folder.mkdir(parents=True)
+        manifest = {"version": f"v{number}", "gate": gate, "data": {"new": 20}}
+        (folder / "mentee-adapter.json").write_text(json.dumps(manifest))
+    result = run_mentee("adapters", "list", env={"MENTEE_HOME": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    first, second = result.stdout.splitlines()[:2]
+    assert "v1  passed" in first and "retention None " in first
+    assert "v2  refused" in second and "retention 0.5 (v1 0.5)" in second

@@ -151,7 +151,7 @@ def test_gate_can_require_paraphrase_recall() -> None:
     report = run_gate(
         lambda q: knows_only_the_taught_wording(q) or "?",
         new=NEW,
-        replay=[],
+        retained=[],
         check_anchors=[],
         paraphrases=paraphrases,
         thresholds=GateThresholds(min_paraphrase_recall=0.5),

@@ -146,7 +146,19 @@ def test_rounds_that_cannot_run_are_reported_and_the_replay_goes_on(
     assert any("round 1: failed" in e for e in events)
     report = build_report(result, options, {})
     assert report["learning_curve"] == [
-        {"round": 1, "after_turn": 2, "taught_so_far": 2, "taught_accuracy": 0.0, "anchor_accuracy": 1.0}
+        {
+            "round": 1,
+            "after_turn": 2,
+            "taught_so_far": 2,
+            "taught_accuracy": 0.0,
+            "anchor_accuracy": 1.0,
+            "state": "failed",
+            "seconds": None,
+            "gate_retention": None,
+            "gate_retention_by_round": {},
+            "gate_paraphrase_recall": None,
+            "gate_retained_paraphrase_recall": None,
+        }
     ]
     assert report["headline"]["anchor_accuracy_before"] == 1.0
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -19,8 +20,10 @@ from mentee.server.learning.dataset import (
     build_anchors,
     build_round,
     load_anchors,
+    retention_checks,
     save_anchors,
     training_pair,
+    version_order,
 )
 from mentee.server.learning.gate import GateThresholds, run_gate
 from mentee.server.student.prompting import QAPromptFormat
@@ -95,6 +98,48 @@ def test_one_path_serves_a_version_for_rounds_the_api_and_followers(tmp_path: Pa
     assert student.formats["student-v1"] is None  # an adapter from before formats were recorded: the student's
 
 
+def test_a_stacked_version_is_served_with_those_beside_it_loaded_and_kept(tmp_path: Path) -> None:
+    from mentee.server.learning.adapters import serve
+
+    store = AdapterStore(tmp_path / "adapters")
+    v1, v2 = write_version(store), write_version(store)
+    v3 = write_version(store)
+    store.update_manifest(v3, serves_with=[v1, v2])
+    student = LoadedAdapters()
+    switched: list[object] = []
+    serve(student, store, store.servable(v3), keep_loaded=1, switch=switched.append, reason="round")
+    assert student.adapters() == ["student-v1", "student-v2", "student-v3"]  # all three answer: none unloaded
+    assert store.get(v3).beside == {"v1": "student-v1", "v2": "student-v2"}
+    v4 = write_version(store, "refused")
+    v5 = write_version(store)
+    store.update_manifest(v5, serves_with=[v4])
+    with pytest.raises(AdapterError, match="did not pass"):  # its items would be answered by none
+        serve(student, store, store.servable(v5), keep_loaded=1, switch=switched.append, reason="round")
+    assert store.active().version == v3  # type: ignore[union-attr]
+
+
+def test_a_stack_grows_to_train_stack_max_then_a_round_consolidates(tmp_path: Path) -> None:
+    from mentee.server.core.config import load_settings
+    from mentee.server.learning.round import Learner
+
+    store = AdapterStore(tmp_path / "adapters")
+    settings = load_settings(home=tmp_path, train_recipe="stack", train_stack_max=3)
+    learner = Learner(settings, student=None, memory=None, store=store)  # type: ignore[arg-type]
+    assert learner.stack_plan() == ([], False)  # the first round: nothing to serve beside
+    v1, v2 = write_version(store), write_version(store)
+    store.activate(v2)
+    store.update_manifest(v2, serves_with=[v1])
+    assert learner.stack_plan() == ([v1, v2], False)
+    v3 = write_version(store)
+    store.update_manifest(v3, serves_with=[v1, v2])
+    store.activate(v3)
+    assert learner.stack_plan() == ([], True)  # three served together: the next round folds them into one
+    learner.settings = load_settings(home=tmp_path, train_recipe="warm")
+    assert learner.stack_plan() == (None, False)
+    with pytest.raises(ValueError, match="train_stack_max 4 must be below vllm_max_loras 4"):
+        load_settings(home=tmp_path, train_recipe="stack", train_stack_max=4, vllm_max_loras=4)
+
+
 def test_an_adapter_named_by_hand_is_loaded_with_its_format(tmp_path: Path) -> None:
     from mentee.server.learning.adapters import load_named
 
@@ -156,6 +201,31 @@ def test_round_mixes_new_replay_and_anchors(tmp_path: Path, embedder: Embedder) 
     assert {e.id for e in data.anchors}.isdisjoint({e.id for e in data.check_anchors})
     assert len(data.check_anchors) == len(anchors.split("check"))
     assert data.summary()["new"] == 2
+    everything = build_round(memory, anchors, replay_per_new=0.0, replay_all=True)  # a consolidation's replay
+    assert {e.id for e in everything.replay} == {r.id for r in taught[:4]}
+    # the gate's retention checks sample everything taught before, replayed this round or not
+    assert {e.id for e in data.retention} == {r.id for r in taught[:4]}
+    assert {e.learned_by for e in data.retention} == {"v1"} and data.summary()["retention_checks"] == {"v1": 4}
+
+
+def test_retention_checks_take_as_many_from_each_round_as_it_has(tmp_path: Path, embedder: Embedder) -> None:
+    memory = Memory(path=tmp_path / "memory", embedder=embedder)
+    for version, count in (("v1", 30), ("v2", 5), ("v10", 30)):
+        records = [memory.remember(f"{version} question {n}?", f"answer {n}", source="t") for n in range(count)]
+        memory.mark_learned([r.id for r in records], version)
+    learned = memory.list()
+    checks = retention_checks(learned, 20, seed=3)
+    rounds = [e.learned_by for e in checks]
+    assert rounds == sorted(rounds, key=version_order)  # v1, v2, v10: the order the rounds came
+    assert {v: rounds.count(v) for v in ("v1", "v2", "v10")} in (
+        {"v1": 8, "v2": 5, "v10": 7},
+        {"v1": 7, "v2": 5, "v10": 8},
+    )
+    assert all(e.question.startswith(f"{e.learned_by} ") and e.kind == "retention" for e in checks)
+    assert checks == retention_checks(list(reversed(learned)), 20, seed=3)  # seeded, not by listing order
+    assert len(retention_checks(learned, 1000)) == 65 and retention_checks(learned, 0) == ()
+    with pytest.raises(InvalidRequestError, match="retention sample"):
+        retention_checks(learned, -1)
 
 
 def test_training_pairs_follow_the_prompt_format() -> None:
@@ -174,27 +244,67 @@ def test_gate_passes_a_student_that_learned_and_forgot_nothing() -> None:
         [example(i, "replay") for i in range(10, 15)],
         [example(i, "anchor") for i in range(20, 40)],
     )
-    report = run_gate(lambda q: q.replace("question", "answer"), new=new, replay=replay, check_anchors=anchors)
+    report = run_gate(lambda q: q.replace("question", "answer"), new=new, retained=replay, check_anchors=anchors)
     assert report.passed, report.reasons
     assert (report.new_recall, report.retention, report.anchor_accuracy) == (1.0, 1.0, 1.0)
 
 
 def test_gate_refuses_no_learning_and_forgetting() -> None:
     new, anchors = [example(i) for i in range(10)], [example(i, "anchor") for i in range(20, 40)]
-    nothing_learned = run_gate(lambda q: "?", new=new, replay=[], check_anchors=[])
+    nothing_learned = run_gate(lambda q: "?", new=new, retained=[], check_anchors=[])
     assert not nothing_learned.passed and "did not learn" in nothing_learned.reasons[0]
 
     def forgetful(question: str) -> str:  # learned the new items, lost 3 of 20 anchors
         number = int(question.split()[1].rstrip("?"))
         return "?" if number in (20, 21, 22) else question.replace("question", "answer")
 
-    report = run_gate(forgetful, new=new, replay=[], check_anchors=anchors, thresholds=GateThresholds())
+    report = run_gate(forgetful, new=new, retained=[], check_anchors=anchors, thresholds=GateThresholds())
     assert not report.passed
     assert "forgot what the base model knew" in report.reasons[0]
     assert report.anchor_accuracy == 0.85 and report.base_anchor_accuracy == 1.0
     assert len(report.misses["anchors"]) == 3
     lenient = GateThresholds(max_anchor_drop=0.2)
-    assert run_gate(forgetful, new=new, replay=[], check_anchors=anchors, thresholds=lenient).passed
+    assert run_gate(forgetful, new=new, retained=[], check_anchors=anchors, thresholds=lenient).passed
+
+
+def taught_by(version: str, numbers: range) -> list[Example]:
+    return [
+        Example(f"{version}-{n}", f"question {n}?", f"answer {n}", "retention", learned_by=version) for n in numbers
+    ]
+
+
+def test_gate_refuses_an_adapter_that_forgot_an_earlier_round_and_names_it() -> None:
+    new = [example(i) for i in range(100, 110)]
+    retained = taught_by("v1", range(10)) + taught_by("v2", range(10, 20))
+    paraphrases = [replace(e, id=f"{e.id}:heldout0", question=f"{e.question} again") for e in retained[:3]]
+
+    def forgot_round_1(question: str) -> str:
+        number = int(question.split()[1].rstrip("?"))
+        return "?" if number < 10 else f"answer {number}"
+
+    report = run_gate(forgot_round_1, new=new, retained=retained, check_anchors=[], retained_paraphrases=paraphrases)
+    assert not report.passed and report.retention == 0.5
+    assert report.reasons == ("forgot taught items: retention 0.50 < 0.90; forgot round v1 (0.00 of 10)",)
+    assert report.retention_by_round == {
+        "v1": {"items": 10, "recall": 0.0, "paraphrases": 3, "paraphrase_recall": 0.0},
+        "v2": {"items": 10, "recall": 1.0, "paraphrases": 0, "paraphrase_recall": None},
+    }
+    assert report.retained_paraphrase_recall == 0.0 and report.counts["retained_paraphrases"] == 3
+
+    # one small round forgotten is refused even when the others hold the overall share above gate_min_retention
+    retained = taught_by("v1", range(10)) + [
+        e for v in range(2, 6) for e in taught_by(f"v{v}", range(v * 10, v * 10 + 10))
+    ]
+
+    def forgot_part_of_round_1(question: str) -> str:
+        number = int(question.split()[1].rstrip("?"))
+        return "?" if number < 3 else f"answer {number}"
+
+    report = run_gate(forgot_part_of_round_1, new=new, retained=retained, check_anchors=[])
+    assert report.retention == 0.94 and not report.passed
+    assert report.reasons == ("forgot round v1 (0.70 of 10): below 0.80 each",)
+    assert run_gate(forgot_part_of_round_1, new=new, retained=retained, check_anchors=[],
+                    thresholds=GateThresholds(min_round_retention=0.7)).passed  # fmt: skip
 
 
 def test_gate_takes_the_base_models_accuracy_measured_before() -> None:
@@ -204,7 +314,7 @@ def test_gate_takes_the_base_models_accuracy_measured_before() -> None:
         raise AssertionError("the base model was asked again")
 
     report = run_gate(
-        lambda q: q.replace("question", "answer"), new=new, replay=[], check_anchors=anchors, base_ask=never,
+        lambda q: q.replace("question", "answer"), new=new, retained=[], check_anchors=anchors, base_ask=never,
         base_accuracy=0.9,
     )  # fmt: skip
     assert report.passed and report.base_anchor_accuracy == 0.9 and report.anchor_accuracy == 1.0
@@ -283,7 +393,7 @@ def test_gate_asks_several_questions_at_once_and_keeps_each_answer_with_its_ques
         number = int(question.split()[1].rstrip("?"))
         return "?" if number in (3, 25) else question.replace("question", "answer")
 
-    report = run_gate(ask, new=new, replay=[], check_anchors=anchors, concurrency=4)
+    report = run_gate(ask, new=new, retained=[], check_anchors=anchors, concurrency=4)
     assert 2 <= most <= 4
     assert report.new_recall == round(11 / 12, 4) and report.anchor_accuracy == round(11 / 12, 4)
     assert [m["question"] for m in report.misses["new"] + report.misses["anchors"]] == ["question 3?", "question 25?"]

@@ -301,3 +301,25 @@ def test_the_context_distance_and_question_limit_are_the_routers_settings(memory
     assert [len(c) for c in teacher.contexts] == [1, 0]  # Dracula is within 2.0; nothing is within 0.01
     with pytest.raises(InvalidRequestError, match="limit is 100"):
         Router(student, memory=memory, max_question_chars=100).answer("x" * 101)
+
+
+def test_a_stack_routes_each_learned_item_to_the_adapter_that_learned_it(memory: Memory) -> None:
+    """train_recipe "stack": the active adapter is served beside earlier ones, each answering what it learned."""
+    first = memory.remember("Who wrote the novel Dracula?", "Bram Stoker", source="teacher:x")
+    memory.mark_learned([first.id], "v1")
+    second = memory.remember("What is the capital of Peru?", "Lima", source="teacher:x")
+    memory.mark_learned([second.id], "v2")
+    beside = {"v1": "student-v1"}
+    assert adapter_for("Who is the author of Dracula?", "student-v2", memory, beside=beside) == "student-v1"
+    assert adapter_for("What is Peru's capital?", "student-v2", memory, beside=beside) == "student-v2"
+    assert adapter_for("How tall is Mount Everest?", "student-v2", memory, beside=beside) is None
+    student = ScriptedStudent(generation("Bram Stoker", 0.9), generation("Bram Stoker", 0.9))
+    router = Router(student, memory=memory, teacher=RecordingTeacher(), threshold=0.5)
+    router.use_adapter("student-v2", beside=beside)
+    assert (router.adapter, router.beside) == ("student-v2", beside)
+    hit = router.answer("Who wrote the novel Dracula?")  # a memory hit on v1's item: v1 answers it
+    assert (hit.source, hit.adapter) == ("student", "student-v1")
+    alone = router.answer("Who is the author of Dracula?", Switches(memory=False))
+    assert (alone.source, alone.adapter) == ("student", "student-v1")
+    router.use_adapter(None, beside=beside)  # the base model serves nothing beside it
+    assert (router.adapter, router.beside) == (None, {})

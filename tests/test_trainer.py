@@ -72,6 +72,14 @@ def test_a_round_trains_an_adapter_and_reports_progress(tiny_model_dir: Path, tm
     assert prescreen["What is the capital of France 3?"]["answer"] == "Paris"
     assert prescreen["What is the capital of France 3?"]["margin"] > 0
     assert prescreen["What is the capital of France 5?"] == {"answer": None, "margin": None}
+    # train_recipe "warm": the next round continues this adapter, which knows its items before its first step
+    warm = TrainingJob(str(tiny_model_dir), "qa", examples, settings, start_from=str(job_dir / "adapter"))
+    warm.write(tmp_path / "warm")
+    result = run_trainer(tmp_path / "warm")
+    assert result.returncode == 0, result.stderr[-3000:]
+    continued = json.loads((tmp_path / "warm" / RESULT).read_text())
+    assert continued["started_from"] == str(job_dir / "adapter") and outcome["started_from"] is None
+    assert continued["epochs"] == 1 and continued["recall_by_epoch"][0]["all"] >= 0.98
 
 
 def test_training_precision_resolves_auto_per_device_and_keeps_bf16_off_the_cpu() -> None:
@@ -138,7 +146,7 @@ def gate_verdict(model_dir: Path, adapter: Path, new: list) -> tuple[bool, float
             out = model.generate(**ids, max_new_tokens=6, do_sample=False, pad_token_id=tokenizer.eos_token_id)
         return tokenizer.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=True).split("\n")[0]
 
-    report = run_gate(ask, new=new, replay=[], check_anchors=[], thresholds=GateThresholds(max_anchor_drop=1.0))
+    report = run_gate(ask, new=new, retained=[], check_anchors=[], thresholds=GateThresholds(max_anchor_drop=1.0))
     return report.passed, report.new_recall
 
 

@@ -32,7 +32,16 @@ logger = logging.getLogger(__name__)
 
 SOURCES = ("memory", "student", "teacher")
 MEMORY_COLUMNS = ["id", "question", "answer", "source", "trust", "learned_by", "disputed_by", "served", "distance"]
-ADAPTER_COLUMNS = ["version", "verdict", "active", "taught recall", "paraphrase recall", "anchors", "base anchors"]
+ADAPTER_COLUMNS = [
+    "version",
+    "verdict",
+    "active",
+    "taught recall",
+    "retention",
+    "paraphrase recall",
+    "anchors",
+    "base anchors",
+]
 
 
 def client_from_env(server: str | None = None) -> MenteeClient:
@@ -231,6 +240,7 @@ def adapters_table(client: MenteeClient) -> tuple[pd.DataFrame, Any]:
                 "verdict": adapter.get("verdict") or "-",
                 "active": adapter["version"] == listing.get("active"),
                 "taught recall": gate.get("new_recall"),
+                "retention": gate.get("retention"),  # of everything taught by earlier rounds (a sample)
                 "paraphrase recall": gate.get("paraphrase_recall"),
                 "anchors": gate.get("anchor_accuracy"),
                 "base anchors": gate.get("base_anchor_accuracy"),
@@ -283,7 +293,12 @@ def dashboard(client: MenteeClient) -> tuple[pd.DataFrame, pd.DataFrame, pd.Data
     figures = []
     for adapter in listing["data"]:
         gate = adapter.get("gate") or {}
-        for label, key in (("taught recall", "new_recall"), ("anchor accuracy", "anchor_accuracy")):
+        figure_keys = (
+            ("taught recall", "new_recall"),
+            ("retention", "retention"),
+            ("anchor accuracy", "anchor_accuracy"),
+        )
+        for label, key in figure_keys:
             if gate.get(key) is not None:
                 figures.append({"version": adapter["version"], "figure": label, "value": gate[key]})
     cost = stats.get("cost_avoided")

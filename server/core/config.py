@@ -88,7 +88,15 @@ class Settings(BaseSettings):
     vllm_max_lora_rank: int = Field(
         default=16, description=f"Highest LoRA rank vLLM accepts for adapters; one of {VLLM_LORA_RANKS}."
     )
-    vllm_max_loras: int = Field(default=4, ge=1, le=64, description="LoRA adapters vLLM keeps active at once.")
+    vllm_max_loras: int = Field(
+        default=8,
+        ge=1,
+        le=64,
+        description=(
+            "LoRA adapters vLLM serves at once (a slot each; on a CPU a request's cost does not grow with them: the "
+            "LoRA ops gather each token's adapter by index)."
+        ),
+    )
     vllm_max_model_len: int = Field(
         default=2048, ge=128, le=1_048_576, description="Context length (prompt + answer) vLLM serves."
     )
@@ -396,6 +404,25 @@ class Settings(BaseSettings):
         description="Price of an hour of the machine a round trains on, for the cost model (bench/cost.py).",
     )
     train_max_new: int = Field(default=500, ge=1, le=100_000, description="Most new items one round learns.")
+    train_recipe: Literal["fresh", "warm", "stack"] = Field(
+        default="stack",
+        description=(
+            "How rounds build on each other: 'fresh' (a new adapter from the base model each round, on the new items, "
+            "the replay sample and anchors), 'warm' (continuing the active adapter on the same data; a fresh one "
+            "when there is none or its shape differs from the lora_* settings), or 'stack' (a new adapter on the new "
+            "items and anchors only, served beside the earlier ones, each answering the items it learned; when "
+            "train_stack_max are served together, the next round consolidates them into one)."
+        ),
+    )
+    train_stack_max: int = Field(
+        default=7,
+        ge=1,
+        le=63,
+        description=(
+            "With train_recipe 'stack': most adapters served together; the round after that trains one adapter on "
+            "everything learned (and its new items), served alone. Below vllm_max_loras (a gate asks one more)."
+        ),
+    )
     train_replay_per_new: float = Field(
         default=1.0, ge=0, le=100, description="Items learned by earlier adapters replayed per new item."
     )
@@ -459,7 +486,28 @@ class Settings(BaseSettings):
         default=0.9, ge=0, le=1, description="Share of newly taught items the student must answer right alone."
     )
     gate_min_retention: float = Field(
-        default=0.9, ge=0, le=1, description="Share of items taught by earlier adapters it must still answer right."
+        default=0.9,
+        ge=0,
+        le=1,
+        description="Share of the items taught by earlier rounds (gate_retention_sample) it must still answer right.",
+    )
+    gate_min_round_retention: float = Field(
+        default=0.8,
+        ge=0,
+        le=1,
+        description=(
+            "The same for each earlier round on its own: one round forgotten is refused even when the others hold "
+            "the overall share up."
+        ),
+    )
+    gate_retention_sample: int = Field(
+        default=200,
+        ge=0,
+        le=100_000,
+        description=(
+            "Items taught by earlier rounds the gate asks (with their held-out paraphrases), the same number from "
+            "each round as far as it has them; 0 checks no retention."
+        ),
     )
     gate_max_anchor_drop: float = Field(
         default=0.05, ge=0, le=1, description="Largest fall in held-out anchor accuracy against the base model."
@@ -524,6 +572,12 @@ class Settings(BaseSettings):
     def _check_lora_fits_vllm(self) -> Settings:
         if self.lora_rank > self.vllm_max_lora_rank:
             msg = f"lora_rank {self.lora_rank} is above vllm_max_lora_rank {self.vllm_max_lora_rank}"
+            raise ValueError(msg)
+        if self.train_recipe == "stack" and self.train_stack_max >= self.vllm_max_loras:
+            msg = (
+                f"train_stack_max {self.train_stack_max} must be below vllm_max_loras {self.vllm_max_loras}: a gate "
+                "asks its candidate beside the adapters served"
+            )
             raise ValueError(msg)
         if self.adapters_keep_loaded > self.vllm_max_loras:
             msg = f"adapters_keep_loaded {self.adapters_keep_loaded} is above vllm_max_loras {self.vllm_max_loras}"

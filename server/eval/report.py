@@ -91,6 +91,16 @@ def build_report(result: EvalResult, options: EvalOptions, setup: dict[str, Any]
                 "taught_so_far": r.taught_so_far,
                 "taught_accuracy": r.taught_accuracy,
                 "anchor_accuracy": r.anchor_accuracy,
+                "state": r.state,
+                "seconds": r.seconds,
+                # the gate's figures: its sample of earlier rounds' items, and the held-out paraphrases it asked
+                "gate_retention": (r.gate or {}).get("retention"),
+                "gate_retention_by_round": {
+                    version: figures.get("recall")
+                    for version, figures in ((r.gate or {}).get("retention_by_round") or {}).items()
+                },
+                "gate_paraphrase_recall": (r.gate or {}).get("paraphrase_recall"),
+                "gate_retained_paraphrase_recall": (r.gate or {}).get("retained_paraphrase_recall"),
             }
             for r in result.rounds
         ],
@@ -126,6 +136,13 @@ def write_plots(report: dict[str, Any], folder: Path) -> list[Path]:
         axis.plot(x, [p["taught_accuracy"] for p in curve], marker="o", label="taught so far (student alone)")
         if any(p["anchor_accuracy"] is not None for p in curve):
             axis.plot(x, [p["anchor_accuracy"] for p in curve], marker="s", label="anchors (forgetting)")
+        if any(p.get("gate_paraphrase_recall") is not None for p in curve):
+            paraphrases = [p.get("gate_paraphrase_recall") for p in curve]
+            axis.plot(x, paraphrases, marker="^", label="held-out paraphrases (gate)")
+        if any(p.get("seconds") for p in curve):  # a round's cost, on its own axis: it should stay flat
+            seconds = axis.twinx()
+            seconds.bar(x, [p.get("seconds") or 0 for p in curve], width=max(x) * 0.03, color="grey", alpha=0.3)
+            seconds.set_ylabel("round time (s, bars)")
         before = report["headline"]["anchor_accuracy_before"]
         if before is not None:
             axis.axhline(before, linestyle="--", color="grey", label="anchors before any round")

@@ -226,7 +226,8 @@ class Evaluation:
             record.anchor_accuracy = self.student_alone_accuracy(self.anchors)
         self.on_event(
             f"round {number}: the student alone knows {record.taught_accuracy} of {record.taught_so_far} taught, "
-            f"anchors {record.anchor_accuracy}"
+            f"anchors {record.anchor_accuracy}; the gate's retention of earlier rounds "
+            f"{(record.gate or {}).get('retention')}, round {record.seconds} s"
         )
         return record
 

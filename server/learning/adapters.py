@@ -49,7 +49,7 @@ class AdapterVersion:
     @property
     def served_name(self) -> str:
         """The name vLLM serves it under: new per version, never reloaded in place under an old name."""
-        return f"student-{self.version}"
+        return served_as(self.version)
 
     @property
     def verdict(self) -> str:
@@ -64,8 +64,24 @@ class AdapterVersion:
         return str(recorded) if recorded else None
 
     @property
+    def serves_with(self) -> tuple[str, ...]:
+        """The earlier versions served beside it, each answering the items it learned (``train_recipe`` "stack");
+        empty: it answers everything taught itself."""
+        return tuple(str(v) for v in self.manifest.get("serves_with") or ())
+
+    @property
+    def beside(self) -> dict[str, str]:
+        """Its :attr:`serves_with` as the router takes them: version -> served name."""
+        return {version: served_as(version) for version in self.serves_with}
+
+    @property
     def number(self) -> int:
         return version_number(self.version)
+
+
+def served_as(version: str) -> str:
+    """The name vLLM serves ``version`` under (``v3`` -> ``student-v3``)."""
+    return f"student-{version}"
 
 
 def version_number(version: str) -> int:
@@ -224,12 +240,25 @@ def serve(
     (the router), and older loaded versions beyond ``keep_loaded`` are unloaded — never one whose gate is still
     running, which another process may be asking right now.
     """
-    if adapter is not None:  # also when another worker loaded it: this one learns the format it is asked in
-        student.load_adapter(adapter.served_name, adapter.path, adapter.prompt_format)
+    beside = served_beside(store, adapter)
+    for each in (*beside, *([adapter] if adapter is not None else [])):
+        # also when another worker loaded it: this one learns the format it is asked in
+        student.load_adapter(each.served_name, each.path, each.prompt_format)
     if reason is not None:
         store.activate(adapter.version if adapter is not None else None, reason=reason)
     switch(adapter)
-    _unload_old(student, store, keep=adapter, keep_loaded=keep_loaded)
+    _unload_old(student, store, keep=[*beside, *([adapter] if adapter is not None else [])], keep_loaded=keep_loaded)
+
+
+def served_beside(store: AdapterStore, adapter: AdapterVersion | None) -> list[AdapterVersion]:
+    """The versions served beside ``adapter`` (its ``serves_with``), each a passed version of the store; an
+    :class:`AdapterError` if one is gone or was not passed (its items would be answered by none)."""
+    beside = []
+    for version in adapter.serves_with if adapter is not None else ():
+        served = store.servable(version)
+        if served is not None:
+            beside.append(served)
+    return beside
 
 
 def load_named(student: AdapterHost, store: AdapterStore, served_name: str) -> None:
@@ -253,14 +282,16 @@ def _version_served_as(name: str) -> str | None:
     return version if _VERSION.match(version) else None
 
 
-def _unload_old(student: AdapterHost, store: AdapterStore, *, keep: AdapterVersion | None, keep_loaded: int) -> None:
+def _unload_old(student: AdapterHost, store: AdapterStore, *, keep: list[AdapterVersion], keep_loaded: int) -> None:
+    """Unload loaded versions beyond ``keep_loaded``, oldest first; never one in ``keep`` (the active one and those
+    served beside it, which count towards ``keep_loaded``) nor one whose gate is running."""
     loaded = sorted(
         (name for name in student.adapters() if _version_served_as(name)),
         key=lambda name: version_number(name.removeprefix("student-")),
     )
     decided = []
     for name in loaded:
-        if keep is not None and name == keep.served_name:
+        if name in {each.served_name for each in keep}:
             continue
         try:
             if store.get(name.removeprefix("student-")).verdict == "pending":
@@ -268,7 +299,7 @@ def _unload_old(student: AdapterHost, store: AdapterStore, *, keep: AdapterVersi
         except AdapterError:
             pass  # gone from the store: nothing will ask for it
         decided.append(name)
-    for name in decided[: max(0, len(decided) - (keep_loaded - 1))]:
+    for name in decided[: max(0, len(decided) - max(0, keep_loaded - max(1, len(keep))))]:
         try:
             student.unload_adapter(name)
         except StudentError:

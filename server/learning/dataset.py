@@ -2,6 +2,9 @@
 
 - **New items**: remembered answers no adapter has learned yet.
 - **Replay**: items learned by earlier adapters, so a new adapter keeps them.
+- **Retention checks**: a sample of *everything* taught before, the same number from each round that taught them
+  (``learned_by``), which the gate asks to prove nothing taught was lost; not chosen by the replay, so items the
+  round did not train on are asked too.
 - **Anchors**: questions the *base* student already answers correctly (built once from its own answers on a QA
   file). They are split for good into *replay* anchors, trained on to hold the student's general knowledge in
   place, and *check* anchors, never trained on, on which the gate measures forgetting.
@@ -33,7 +36,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 ANCHORS_FILE = "anchors.json"
-Kind = Literal["new", "replay", "anchor", "rationale", "paraphrase"]
+Kind = Literal["new", "replay", "anchor", "rationale", "paraphrase", "retention"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,7 @@ class Example:
     answer: str
     kind: Kind
     accepted: tuple[str, ...] = ()  # answers that count as right when checking it (the answer itself if empty)
+    learned_by: str | None = None  # the adapter version that taught it, for an item taught before
 
     def accepted_answers(self) -> tuple[str, ...]:
         return self.accepted or (self.answer,)
@@ -138,6 +142,8 @@ class RoundData:
     check_anchors: tuple[Example, ...]  # held out: never trained on
     extra: tuple[Example, ...] = ()  # what the distillation set-up adds: rationales, paraphrases (trained on)
     paraphrase_checks: tuple[Example, ...] = ()  # held-out paraphrases of new items, from data (never trained on)
+    retention: tuple[Example, ...] = ()  # earlier taught items the gate asks, stratified by the round that taught them
+    retention_paraphrases: tuple[Example, ...] = ()  # held-out paraphrases of the retention checks
     distillation: dict[str, Any] = field(default_factory=dict)  # the set-up and what it did
 
     @property
@@ -152,6 +158,8 @@ class RoundData:
             "anchors": len(self.anchors),
             "check_anchors": len(self.check_anchors),
             "paraphrase_checks": len(self.paraphrase_checks),
+            "retention_checks": _count_by_round(self.retention),
+            "retention_paraphrases": len(self.retention_paraphrases),
             "distillation": self.distillation,
             "new_ids": [e.id for e in self.new],
             "replay_ids": [e.id for e in self.replay],
@@ -166,10 +174,14 @@ def build_round(
     replay_per_new: float = 1.0,
     anchors_per_new: float = 1.0,
     max_new: int = 500,
+    replay_all: bool = False,
+    retention_sample: int = 200,
     seed: int = 0,
 ) -> RoundData:
     """The next round's data from the memory: items not yet learned (oldest first, at most ``max_new``), a sample
-    of learned items to replay, and replay anchors, in the configured ratios to the new items."""
+    of learned items to replay (every one with ``replay_all``), and replay anchors, in the configured ratios to the
+    new items; and up to
+    ``retention_sample`` learned items for the gate to ask (:func:`retention_checks`)."""
     if replay_per_new < 0 or anchors_per_new < 0:
         msg = "replay_per_new and anchors_per_new must be >= 0"
         raise InvalidRequestError(msg)
@@ -178,8 +190,11 @@ def build_round(
     learned = [r for r in records if r.learned_by]
     rng = random.Random(seed)
     new = tuple(Example(r.id, r.question, r.answer, "new") for r in pending)
-    replay_count = min(len(learned), round(len(new) * replay_per_new))
-    replay = tuple(Example(r.id, r.question, r.answer, "replay") for r in rng.sample(learned, replay_count))
+    replay_count = len(learned) if replay_all else min(len(learned), round(len(new) * replay_per_new))
+    replay = tuple(
+        Example(r.id, r.question, r.answer, "replay", learned_by=r.learned_by)
+        for r in rng.sample(learned, replay_count)
+    )
     replay_anchors = anchors.split("replay") if anchors is not None else []
     anchor_count = min(len(replay_anchors), round(len(new) * anchors_per_new))
     trained_anchors = tuple(
@@ -189,7 +204,47 @@ def build_round(
         Example(a.id, a.question, a.base_answer, "anchor", a.answers)
         for a in (anchors.split("check") if anchors is not None else [])
     )
-    return RoundData(new, replay, trained_anchors, check)
+    # Its own seed stream: the checks do not move when the replay's ratio does, and follow no choice of the replay.
+    retention = retention_checks(learned, retention_sample, seed=seed)
+    return RoundData(new, replay, trained_anchors, check, retention=retention)
+
+
+def retention_checks(learned: Sequence[Any], size: int, *, seed: int = 0) -> tuple[Example, ...]:
+    """Up to ``size`` of the ``learned`` memory records, as even a share from each round that taught them
+    (``learned_by``) as their numbers allow: a round's forgetting shows in its own figure however small it was
+    against the others. Seeded; the same memory gives the same checks."""
+    if size < 0:
+        msg = f"the retention sample must be >= 0, got {size}"
+        raise InvalidRequestError(msg)
+    by_round: dict[str, list[Any]] = {}
+    for record in sorted(learned, key=lambda r: (r.created_at, r.id)):
+        by_round.setdefault(str(record.learned_by), []).append(record)
+    quota = dict.fromkeys(by_round, 0)
+    left = min(size, sum(len(records) for records in by_round.values()))
+    while left:  # one more from each round that has one to give, until the sample is full
+        for version in sorted(quota, key=version_order):
+            if left and quota[version] < len(by_round[version]):
+                quota[version] += 1
+                left -= 1
+    rng = random.Random(f"retention:{seed}")
+    return tuple(
+        Example(r.id, r.question, r.answer, "retention", learned_by=r.learned_by)
+        for version in sorted(by_round, key=version_order)
+        for r in rng.sample(by_round[version], quota[version])
+    )
+
+
+def version_order(version: str) -> tuple[int, str]:
+    """v2 before v10."""
+    digits = version.lstrip("v")
+    return (int(digits), version) if digits.isdigit() else (10**9, version)
+
+
+def _count_by_round(examples: Sequence[Example]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for example in examples:
+        counts[str(example.learned_by)] = counts.get(str(example.learned_by), 0) + 1
+    return counts
 
 
 def load_question_pairs(path: Path) -> list[tuple[str, str, tuple[str, ...], tuple[str, ...]]]:
@@ -219,7 +274,16 @@ def paraphrase_checks(
     for example in new:
         for number, (question, answers) in enumerate(others.get(normalize_question(example.question), [])):
             accepted = tuple(dict.fromkeys((*example.accepted_answers(), *answers)))
-            checks.append(Example(f"{example.id}:heldout{number}", question, example.answer, "paraphrase", accepted))
+            checks.append(
+                Example(
+                    f"{example.id}:heldout{number}",
+                    question,
+                    example.answer,
+                    "paraphrase",
+                    accepted,
+                    learned_by=example.learned_by,
+                )
+            )
     return tuple(checks)
 
 

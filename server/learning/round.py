@@ -2,7 +2,8 @@
 
 :class:`Learner` runs one round at a time for a deployment:
 
-1. the round's data (:mod:`mentee.server.learning.dataset`): new items, replay, replay anchors; held-out check anchors;
+1. the round's data (:mod:`mentee.server.learning.dataset`): new items, replay, replay anchors; held-out check anchors
+   and a sample of everything taught before;
 2. the trainer in its own process (:mod:`mentee.server.learning.trainer`), its progress passed on as it comes;
 3. the adapter moved into the store as the next version ``vN`` with its manifest (a crash before this point
    leaves the served adapter and the memory as they were);
@@ -22,7 +23,7 @@ import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Container
+from collections.abc import Callable, Container, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,7 +32,7 @@ from ..core.errors import MenteeError
 from ..core.files import write_json
 from ..core.processes import die_with_parent
 from ..student.prompting import PromptFormat, adapter_prompt_format
-from .adapters import MANIFEST, AdapterStore, AdapterVersion, serve
+from .adapters import MANIFEST, AdapterStore, AdapterVersion, serve, served_as
 from .dataset import (
     Example,
     RoundData,
@@ -177,12 +178,16 @@ class Learner:
         if anchors is None or not anchors.split("check"):
             msg = "no anchor set: build one with `mentee anchors build QA_FILE` (the gate's forgetting check needs it)"
             raise LearningError(msg)
+        serves_with, consolidating = self.stack_plan()
         data = build_round(
             self.memory,
             anchors,
-            replay_per_new=self.settings.train_replay_per_new,
+            # a stack round leaves the earlier items to the adapters beside it; a consolidation takes them all in
+            replay_per_new=0.0 if serves_with is not None and not consolidating else self.settings.train_replay_per_new,
+            replay_all=consolidating,
             anchors_per_new=self.settings.train_anchors_per_new,
             max_new=self.settings.train_max_new,
+            retention_sample=self.settings.gate_retention_sample,
             seed=self.settings.train_seed,
         )
         if not data.new:
@@ -194,7 +199,9 @@ class Learner:
             return RoundOutcome(state="skipped", error=msg, data=data.summary())
         report({"phase": "training", "new": len(data.new), "examples": len(data.train)})
         job_dir = self.settings.home / "training" / time.strftime("round-%Y%m%d-%H%M%S")
-        training = self._train(data, job_dir, report, checks=self._candidate_checks(data))
+        start = self.start_from()
+        beside = {v: served_as(v) for v in serves_with or ()}
+        training = self._train(data, job_dir, report, checks=self._candidate_checks(data, beside), start=start)
         with self.store.new_version() as (version, partial):
             for item in (job_dir / "adapter").iterdir():
                 shutil.copy2(item, partial / item.name)
@@ -207,6 +214,12 @@ class Learner:
                 "data": data.summary(),
                 "hyperparameters": self.lora().__dict__ | {"target_modules": list(self.lora().target_modules)},
                 "training": training,
+                "recipe": {
+                    "name": self.settings.train_recipe,
+                    "started_from": start.version if start else None,
+                    "consolidated": consolidating,
+                },
+                "serves_with": list(serves_with or ()),
                 "gate": None,
             }
             write_json(partial / MANIFEST, manifest)
@@ -218,7 +231,8 @@ class Learner:
             self.student.unload_adapter(adapter.served_name)
             return RoundOutcome("refused", version, gate.to_dict(), data.summary(), training)
         self.activate(version, reason="round passed its gate")
-        self.memory.mark_learned([e.id for e in data.new], version)
+        # what it answers from now on: its new items, and in a consolidation every item folded into it
+        self.memory.mark_learned([e.id for e in (*data.new, *(data.replay if consolidating else ()))], version)
         outcome = RoundOutcome("passed", version, gate.to_dict(), data.summary(), training)
         if self.settings.recalibrate_after_round:
             report({"phase": "calibrating", "adapter": version})
@@ -232,13 +246,14 @@ class Learner:
         s = self.settings
         pairs = load_question_pairs(Path(s.gate_paraphrase_file).expanduser()) if s.gate_paraphrase_file else []
         checks = paraphrase_checks(data.new, pairs)
+        retained_checks = paraphrase_checks(data.retention, pairs)
         distilled = distill(
             data.new,
             self.teacher,
             s.distillation,
             samples=s.distill_samples,
             paraphrases=s.distill_paraphrases,
-            exclude={normalize_question(check.question) for check in checks},
+            exclude={normalize_question(check.question) for check in (*checks, *retained_checks)},
         )
         kept = {e.id for e in distilled.new}
         return replace(
@@ -246,6 +261,7 @@ class Learner:
             new=distilled.new,
             extra=distilled.extra,
             paraphrase_checks=tuple(c for c in checks if c.id.partition(":")[0] in kept),
+            retention_paraphrases=retained_checks,
             distillation=distilled.summary(),
         )
 
@@ -276,29 +292,43 @@ class Learner:
             self.on_calibrated(calibration)
         return calibration.to_dict()
 
-    def _candidate_checks(self, data: RoundData) -> list[dict[str, Any]]:
+    def _candidate_checks(self, data: RoundData, beside: dict[str, str]) -> list[dict[str, Any]]:
         """The gate's questions the candidate adapter will answer (routed as served), with their accepted answers,
         for the trainer's teacher-forced pre-screen; none when it is off or decoding is not greedy."""
         if self.settings.gate_prescreen_margin <= 0 or self.settings.temperature > 0:
             return []
         new_ids = {e.id for e in data.new}
         accepted: dict[str, dict[str, None]] = {}
-        for e in (*data.new, *data.replay, *data.check_anchors, *data.paraphrase_checks):
+        for e in (
+            *data.new,
+            *data.retention,
+            *data.check_anchors,
+            *data.paraphrase_checks,
+            *data.retention_paraphrases,
+        ):
             if e.question not in accepted:
-                if self._route(e.question, "candidate", also_learned=new_ids) is None:
-                    continue  # the base model answers it (from base-anchors.json when it is an anchor)
+                if self._route(e.question, "candidate", also_learned=new_ids, beside=beside) != "candidate":
+                    continue  # the base model (from base-anchors.json when it is an anchor) or one beside answers it
                 accepted[e.question] = {}
             accepted[e.question].update(dict.fromkeys(e.accepted_answers()))
         return [{"question": q, "answers": list(answers)[:PRESCREEN_ANSWERS]} for q, answers in accepted.items()]
 
     def _train(
-        self, data: RoundData, job_dir: Path, report: ProgressCallback, *, checks: list[dict[str, Any]] | None = None
+        self,
+        data: RoundData,
+        job_dir: Path,
+        report: ProgressCallback,
+        *,
+        checks: list[dict[str, Any]] | None = None,
+        start: AdapterVersion | None = None,
     ) -> dict[str, Any]:
         base = self.student.model_dir
         if base is None:
             msg = "the student's model folder is unknown (a remote vLLM): set student_model to its local folder"
             raise LearningError(msg)
         job = TrainingJob(str(base), self.adapter_format().name, examples_to_json(data.train), self.lora())
+        if start is not None:
+            job = replace(job, start_from=str(start.path))
         if checks:
             job = replace(job, checks=checks, check_max_tokens=self.settings.max_tokens)
         job.write(job_dir)
@@ -324,6 +354,42 @@ class Learner:
             raise LearningError(msg)
         return dict(json.loads((job_dir / RESULT).read_text()))
 
+    def stack_plan(self) -> tuple[list[str] | None, bool]:
+        """With ``train_recipe`` "stack": the versions the next adapter is served beside (the active one and those
+        beside it), and whether this round consolidates instead — when that stack already holds
+        ``train_stack_max`` adapters, the round trains one adapter on the new items and everything learned, served
+        alone. ``(None, False)`` for the other recipes."""
+        if self.settings.train_recipe != "stack":
+            return None, False
+        active = self.store.active()
+        stack = [*active.serves_with, active.version] if active is not None else []
+        if len(stack) >= self.settings.train_stack_max:
+            return [], True
+        return stack, False
+
+    def start_from(self) -> AdapterVersion | None:
+        """The adapter the next round continues (``train_recipe`` "warm"): the active one, when it was trained on this
+        base model, in this prompt format and with the adapter shape of the ``lora_*`` settings; else ``None``, a
+        fresh adapter."""
+        if self.settings.train_recipe != "warm":
+            return None
+        active = self.store.active()
+        if active is None:
+            return None
+        lora, manifest = self.lora(), active.manifest
+        shape = manifest.get("hyperparameters") or {}
+        same = (
+            shape.get("rank") == lora.rank
+            and shape.get("alpha") == lora.alpha
+            and sorted(shape.get("target_modules") or []) == sorted(lora.target_modules)
+            and manifest.get("prompt_format") == self.adapter_format().name
+            and manifest.get("base_model_sha256") == base_checksum(self.student.model_dir)
+        )
+        if not same:
+            logger.warning("train_recipe warm: the active adapter %s differs in shape or base; a fresh one", active)
+            return None
+        return active
+
     def _gate(
         self, adapter: AdapterVersion, data: RoundData, *, prescreened: dict[str, Any] | None = None
     ) -> GateReport:
@@ -331,12 +397,13 @@ class Learner:
         new_ids = {e.id for e in data.new}
         base_answers = self._base_answers(data.check_anchors)
         trusted: dict[str, str] = {}
+        beside = adapter.beside
 
         def ask(question: str) -> str:
-            chosen = self._route(question, adapter.served_name, also_learned=new_ids)
+            chosen = self._route(question, adapter.served_name, also_learned=new_ids, beside=beside)
             if chosen is None and question in base_answers:
                 return base_answers[question]  # routed to the base model, which answered it before (greedy)
-            if chosen is not None and question in trusted:
+            if chosen == adapter.served_name and question in trusted:
                 return trusted[question]  # the pre-screen's answer, checked against vLLM on a sample below
             return self.student.generate(question, adapter=chosen).text
 
@@ -347,9 +414,10 @@ class Learner:
         report = run_gate(
             ask,
             new=data.new,
-            replay=data.replay,
+            retained=data.retention,
             check_anchors=data.check_anchors,
             paraphrases=data.paraphrase_checks,
+            retained_paraphrases=data.retention_paraphrases,
             base_accuracy=score(base_answers.__getitem__, data.check_anchors)[0],
             thresholds=self.thresholds(),
             concurrency=self.settings.gate_concurrency,
@@ -422,9 +490,16 @@ class Learner:
         self._base_answers_kept = kept
         return {e.question: answers[e.question] for e in anchors}
 
-    def _route(self, question: str, served_name: str, *, also_learned: Container[str] = ()) -> str | None:
-        """The served name that answers ``question`` with the adapter served as ``served_name`` active (``None``: the
-        base model), as it is served (``adapter_scope``)."""
+    def _route(
+        self,
+        question: str,
+        served_name: str,
+        *,
+        also_learned: Container[str] = (),
+        beside: Mapping[str, str] | None = None,
+    ) -> str | None:
+        """The served name that answers ``question`` with the adapter served as ``served_name`` active and ``beside``
+        it (``None``: the base model), as it is served (``adapter_scope``)."""
         from ..serving.adapter_scope import adapter_for
 
         return adapter_for(
@@ -434,11 +509,12 @@ class Learner:
             scope=self.settings.adapter_scope,
             max_distance=self.settings.adapter_scope_distance,
             also_learned=also_learned,
+            beside=beside,
         )
 
     def _ask_alone(self, question: str, adapter: AdapterVersion, *, also_learned: Container[str] = ()) -> Generation:
         """The student alone (no memory answer, no teacher), routed between ``adapter`` and the base model."""
-        chosen = self._route(question, adapter.served_name, also_learned=also_learned)
+        chosen = self._route(question, adapter.served_name, also_learned=also_learned, beside=adapter.beside)
         return self.student.generate(question, adapter=chosen)
 
     # -- switching ---------------------------------------------------------------------------------------------

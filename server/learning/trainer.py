@@ -71,6 +71,9 @@ class TrainingJob:
     # tokens are not checked (the gate's generation would cut them).
     checks: list[dict[str, Any]] = field(default_factory=list)
     check_max_tokens: int = 64
+    # An adapter folder to continue from (train_recipe "warm"; the same rank and target modules as ``lora``), or
+    # empty for a new adapter from the base model.
+    start_from: str = ""
 
     def write(self, job_dir: Path) -> Path:
         job_dir.mkdir(parents=True, exist_ok=True)
@@ -101,7 +104,7 @@ def read_progress(job_dir: Path) -> dict[str, Any] | None:
 def train(job_dir: Path) -> dict[str, Any]:
     """Run the job in ``job_dir``; the result (also written to ``result.json``)."""
     import torch
-    from peft import LoraConfig, get_peft_model
+    from peft import LoraConfig, PeftModel, get_peft_model
     from transformers import (
         AutoModelForCausalLM,
         AutoTokenizer,
@@ -149,7 +152,10 @@ def train(job_dir: Path) -> dict[str, Any]:
         target_modules=list(job.lora.target_modules),
         task_type="CAUSAL_LM",
     )
-    model = get_peft_model(model, config)
+    if job.start_from:  # its config (rank, alpha, modules) comes with it; the round checked it matches ``lora``
+        model = PeftModel.from_pretrained(model, job.start_from, is_trainable=True)
+    else:
+        model = get_peft_model(model, config)
     trainable, total = model.get_nb_trainable_parameters()
 
     recall = EpochRecall(kinds)
@@ -354,6 +360,7 @@ def train(job_dir: Path) -> dict[str, Any]:
         "device": "cuda" if on_gpu else "cpu",
         "precision": precision,
         "processes": world_size,
+        "started_from": job.start_from or None,
     }
     if trainer.is_world_process_zero():
         if job.checks:

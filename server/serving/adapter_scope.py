@@ -7,7 +7,7 @@ The router asks this for every student answer, the gate for every question it as
 
 from __future__ import annotations
 
-from collections.abc import Container, Sequence
+from collections.abc import Container, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -23,6 +23,7 @@ def adapter_for(
     max_distance: float = 0.35,
     also_learned: Container[str] = (),
     embedding: Sequence[float] | None = None,
+    beside: Mapping[str, str] | None = None,
 ) -> str | None:
     """Which model answers ``question``: the adapter, or the base model (``None``).
 
@@ -30,7 +31,9 @@ def adapter_for(
     adapter learned (the nearest remembered question, within ``max_distance``, is marked learned, or is in
     ``also_learned`` — a candidate's new items during its gate); the base model answers the rest, so what it knew
     is not lost to the adapter's drift. vLLM serves both side by side, per request. ``embedding``: the
-    question's, when the caller has it already.
+    question's, when the caller has it already. ``beside``: the earlier adapters served beside ``adapter``
+    (``train_recipe`` "stack"), version -> served name: a question nearest an item one of them learned is
+    answered by that one.
     """
     if adapter is None or scope == "all":
         return adapter
@@ -40,4 +43,8 @@ def adapter_for(
     if not nearest or nearest[0].distance > max_distance:
         return None
     record = nearest[0].record
-    return adapter if record.learned_by or record.id in also_learned else None
+    if record.id in also_learned:
+        return adapter
+    if not record.learned_by:
+        return None
+    return (beside or {}).get(record.learned_by, adapter)

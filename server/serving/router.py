@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -152,7 +152,8 @@ class Router:
         self.memory = memory
         self.teacher = teacher
         self._threshold = threshold
-        self._adapter = adapter
+        # (adapter, the adapters beside it): replaced whole, so a turn reads both of one switch
+        self._serving: tuple[str | None, dict[str, str]] = (adapter, {})
         self.strict = strict
         self.context_items = context_items
         self.context_distance = context_distance
@@ -164,18 +165,25 @@ class Router:
     @property
     def adapter(self) -> str | None:
         """The LoRA adapter the student answers with (in scope); ``None``: the base model."""
-        return self._adapter
+        return self._serving[0]
 
     @property
     def threshold(self) -> float:
         """The confidence at or above which the student's own answer is given."""
         return self._threshold
 
-    def use_adapter(self, adapter: str | None) -> None:
-        """Answer with ``adapter`` (loaded in vLLM) from the next turn on; ``None``: the base model."""
-        if adapter != self._adapter:
-            self._adapter = adapter
-            logger.info("now serving %s", adapter or "the base model")
+    @property
+    def beside(self) -> dict[str, str]:
+        """The earlier adapters served beside :attr:`adapter`, each answering what it learned (version -> name)."""
+        return dict(self._serving[1])
+
+    def use_adapter(self, adapter: str | None, *, beside: Mapping[str, str] | None = None) -> None:
+        """Answer with ``adapter`` (loaded in vLLM) from the next turn on; ``None``: the base model. ``beside``: the
+        earlier adapters served beside it (``train_recipe`` "stack"), version -> served name, all loaded."""
+        beside = dict(beside or {}) if adapter is not None else {}
+        if (adapter, beside) != self._serving:
+            self._serving = (adapter, beside)
+            logger.info("now serving %s%s", adapter or "the base model", f" beside {sorted(beside)}" if beside else "")
 
     def use_threshold(self, threshold: float) -> None:
         """Judge the student's confidence against ``threshold`` from the next turn on."""
@@ -189,17 +197,18 @@ class Router:
         embedding = _Embedding(question, self.memory)
         started = time.monotonic()
         reasons: list[str] = []
-        adapter, threshold = self._adapter, self._threshold  # one turn, one adapter and threshold
+        (adapter, beside), threshold = self._serving, self._threshold  # one turn, one adapter and threshold
 
         if self.memory is not None and switches.memory:
             if stands_alone(conversation):
                 hit = self.memory.recall(question, embedding=embedding.vector())
                 if hit is not None and hit.record.learned_by and adapter is not None:
                     # learned by an adapter: the student answers it itself; memory stays the fallback
-                    generation = self.student.generate(conversation, adapter=adapter)
+                    learner = beside.get(hit.record.learned_by, adapter)  # the one that learned it, if beside
+                    generation = self.student.generate(conversation, adapter=learner)
                     if not guard_problems(generation) and is_correct(generation.text, [hit.record.answer]):
                         reasons.append(f"learned by an adapter ({hit.record.learned_by}); memory agrees")
-                        return self._from_student(generation, reasons, started, adapter=adapter, threshold=threshold)
+                        return self._from_student(generation, reasons, started, adapter=learner, threshold=threshold)
                     reasons.append("the adapter's answer to a learned item differs from memory's")
                 if hit is not None:
                     return RoutedAnswer(
@@ -223,6 +232,7 @@ class Router:
             scope=self.adapter_scope,
             max_distance=self.adapter_scope_distance,
             embedding=embedding.vector() if adapter is not None and self.adapter_scope != "all" else None,
+            beside=beside,
         )
         generation = self.student.generate(conversation, adapter=chosen)
         problems = guard_problems(generation)
