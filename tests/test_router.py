@@ -313,6 +313,15 @@ def test_a_stack_routes_each_learned_item_to_the_adapter_that_learned_it(memory:
     assert adapter_for("Who is the author of Dracula?", "student-v2", memory, beside=beside) == "student-v1"
     assert adapter_for("What is Peru's capital?", "student-v2", memory, beside=beside) == "student-v2"
     assert adapter_for("How tall is Mount Everest?", "student-v2", memory, beside=beside) is None
+    older = memory.remember("Who painted the Mona Lisa?", "Leonardo da Vinci", source="teacher:x")
+    memory.mark_learned([older.id], "v0")  # taught before the stack began: the oldest beside was trained on it
+    assert adapter_for("Who painted the Mona Lisa?", "student-v2", memory, beside=beside) == "student-v1"
+    # with scope "all" the newest adapter answers everything but what one beside it learned
+    assert (
+        adapter_for("Who is the author of Dracula?", "student-v2", memory, scope="all", beside=beside) == "student-v1"
+    )
+    assert adapter_for("How tall is Mount Everest?", "student-v2", memory, scope="all", beside=beside) == "student-v2"
+    assert adapter_for("How tall is Mount Everest?", "student-v2", None, scope="all", beside=beside) == "student-v2"
     student = ScriptedStudent(generation("Bram Stoker", 0.9), generation("Bram Stoker", 0.9))
     router = Router(student, memory=memory, teacher=RecordingTeacher(), threshold=0.5)
     router.use_adapter("student-v2", beside=beside)

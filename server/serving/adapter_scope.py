@@ -27,24 +27,41 @@ def adapter_for(
 ) -> str | None:
     """Which model answers ``question``: the adapter, or the base model (``None``).
 
-    With scope "all" the adapter answers everything. With "taught" it answers only questions near something an
-    adapter learned (the nearest remembered question, within ``max_distance``, is marked learned, or is in
-    ``also_learned`` — a candidate's new items during its gate); the base model answers the rest, so what it knew
-    is not lost to the adapter's drift. vLLM serves both side by side, per request. ``embedding``: the
-    question's, when the caller has it already. ``beside``: the earlier adapters served beside ``adapter``
-    (``train_recipe`` "stack"), version -> served name: a question nearest an item one of them learned is
-    answered by that one.
+    With scope "all" the adapter answers everything (but what one beside it learned). With "taught" it answers
+    only questions near something an adapter learned (the nearest remembered question, within ``max_distance``, is
+    marked learned, or is in ``also_learned`` — a candidate's new items during its gate); the base model answers
+    the rest, so what it knew is not lost to the adapter's drift. vLLM serves both side by side, per request.
+    ``embedding``: the question's, when the caller has it already. ``beside``: the earlier adapters served beside
+    ``adapter`` (``train_recipe`` "stack"), version -> served name: a question nearest an item one of them learned
+    is answered by that one (an item taught before the oldest of them, by the oldest).
     """
-    if adapter is None or scope == "all":
-        return adapter
-    if memory is None:
-        return None
+    elsewhere = adapter if scope == "all" else None  # who answers a question near nothing learned
+    if adapter is None or (scope == "all" and not beside) or memory is None:
+        return elsewhere
     nearest = memory.search(question, k=1, embedding=embedding)
     if not nearest or nearest[0].distance > max_distance:
-        return None
+        return elsewhere
     record = nearest[0].record
     if record.id in also_learned:
         return adapter
-    if not record.learned_by:
-        return None
-    return (beside or {}).get(record.learned_by, adapter)
+    holder = _holder(record.learned_by, beside) if record.learned_by and beside else None
+    if holder is not None:
+        return holder  # also with scope "all": the newest adapter never learned it
+    return adapter if record.learned_by else elsewhere
+
+
+def _holder(learned_by: str, beside: Mapping[str, str]) -> str | None:
+    """The adapter beside that answers an item ``learned_by`` taught: that version's own, or for a version older than
+    all of them (taught before the stack began, or folded into its consolidated bottom) the oldest one, which was
+    trained on it."""
+    if learned_by in beside:
+        return beside[learned_by]
+    numbers = {_number(version): name for version, name in beside.items()}
+    learned, bottom = _number(learned_by), min(numbers)
+    return numbers[bottom] if learned < bottom else None
+
+
+def _number(version: str) -> int:
+    """v12 -> 12 (a version that is not vN sorts last)."""
+    digits = version.removeprefix("v")
+    return int(digits) if digits.isdigit() else 10**9

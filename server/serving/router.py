@@ -231,7 +231,7 @@ class Router:
             self.memory,
             scope=self.adapter_scope,
             max_distance=self.adapter_scope_distance,
-            embedding=embedding.vector() if adapter is not None and self.adapter_scope != "all" else None,
+            embedding=embedding.vector() if adapter is not None and (self.adapter_scope != "all" or beside) else None,
             beside=beside,
         )
         generation = self.student.generate(conversation, adapter=chosen)
