@@ -20,6 +20,7 @@ import json
 import logging
 import random
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -180,8 +181,7 @@ def build_round(
 ) -> RoundData:
     """The next round's data from the memory: items not yet learned (oldest first, at most ``max_new``), a sample
     of learned items to replay (every one with ``replay_all``), and replay anchors, in the configured ratios to the
-    new items; and up to
-    ``retention_sample`` learned items for the gate to ask (:func:`retention_checks`)."""
+    new items; and up to ``retention_sample`` learned items for the gate to ask (:func:`retention_checks`)."""
     if replay_per_new < 0 or anchors_per_new < 0:
         msg = "replay_per_new and anchors_per_new must be >= 0"
         raise InvalidRequestError(msg)
@@ -241,10 +241,7 @@ def version_order(version: str) -> tuple[int, str]:
 
 
 def _count_by_round(examples: Sequence[Example]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for example in examples:
-        counts[str(example.learned_by)] = counts.get(str(example.learned_by), 0) + 1
-    return counts
+    return dict(Counter(str(example.learned_by) for example in examples))
 
 
 def load_question_pairs(path: Path) -> list[tuple[str, str, tuple[str, ...], tuple[str, ...]]]:
