@@ -373,6 +373,18 @@ def train(job_dir: Path) -> dict[str, Any]:
     return result
 
 
+def _leave_process_group() -> None:
+    """Under data parallelism: wait until every process is done (process zero writes the adapter and result after
+    the others finished training), then tear the process group down. A process that exits with the group still up
+    can abort in gloo's thread teardown ("terminate called without an active exception", SIGABRT), and torchrun then
+    kills the others, process zero mid-write included."""
+    import torch
+
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+
+
 class EpochRecall:
     """Which examples the model recalls under teacher forcing, epoch by epoch: each batch row counts for its example
     (the last time it was seen), and at an epoch's end the shares are taken, over all examples and per kind.
@@ -443,6 +455,7 @@ def main(argv: list[str] | None = None) -> int:
     except TrainingDivergedError as e:
         print(e, file=sys.stderr)  # the last line of the log, which the round's error quotes
         return 3
+    _leave_process_group()
     return 0
 
 
