@@ -13,6 +13,7 @@ import pytest
 from mentee.memory.embedder import Embedder
 from mentee.memory.store import Memory
 from mentee.server.core.errors import InvalidRequestError
+from mentee.server.core.versions import version_number, version_order
 from mentee.server.learning.adapters import MANIFEST, AdapterError, AdapterStore
 from mentee.server.learning.dataset import (
     AnchorSet,
@@ -23,7 +24,6 @@ from mentee.server.learning.dataset import (
     retention_checks,
     save_anchors,
     training_pair,
-    version_order,
 )
 from mentee.server.learning.gate import GateThresholds, run_gate
 from mentee.server.student.prompting import QAPromptFormat
@@ -171,6 +171,14 @@ def test_only_passed_versions_are_activated_and_rollback(tmp_path: Path) -> None
     assert store.active() is None
     with pytest.raises(InvalidRequestError, match="not an adapter version"):
         store.get("latest")
+
+
+def test_versions_parse_strictly_and_sort_in_training_order() -> None:
+    assert [version_number(v) for v in ("v1", "v12")] == [1, 12]
+    for bad in ("v0", "v03", "3", "student-v3", "latest"):
+        with pytest.raises(InvalidRequestError, match=f"not an adapter version: '{bad}'"):
+            version_number(bad)
+    assert sorted(["v10", "None", "v2", "v1"], key=version_order) == ["v1", "v2", "v10", "None"]
 
 
 def test_anchors_keep_what_the_base_gets_right_split_for_good(tmp_path: Path) -> None:

@@ -306,29 +306,29 @@ def test_the_context_distance_and_question_limit_are_the_routers_settings(memory
 def test_a_stack_routes_each_learned_item_to_the_adapter_that_learned_it(memory: Memory) -> None:
     """train_recipe "stack": the active adapter is served beside earlier ones, each answering what it learned."""
     first = memory.remember("Who wrote the novel Dracula?", "Bram Stoker", source="teacher:x")
-    memory.mark_learned([first.id], "v1")
+    memory.mark_learned([first.id], "v2")
     second = memory.remember("What is the capital of Peru?", "Lima", source="teacher:x")
-    memory.mark_learned([second.id], "v2")
-    beside = {"v1": "student-v1"}
-    assert adapter_for("Who is the author of Dracula?", "student-v2", memory, beside=beside) == "student-v1"
-    assert adapter_for("What is Peru's capital?", "student-v2", memory, beside=beside) == "student-v2"
-    assert adapter_for("How tall is Mount Everest?", "student-v2", memory, beside=beside) is None
+    memory.mark_learned([second.id], "v3")
+    beside = {"v2": "student-v2"}
+    assert adapter_for("Who is the author of Dracula?", "student-v3", memory, beside=beside) == "student-v2"
+    assert adapter_for("What is Peru's capital?", "student-v3", memory, beside=beside) == "student-v3"
+    assert adapter_for("How tall is Mount Everest?", "student-v3", memory, beside=beside) is None
     older = memory.remember("Who painted the Mona Lisa?", "Leonardo da Vinci", source="teacher:x")
-    memory.mark_learned([older.id], "v0")  # taught before the stack began: the oldest beside was trained on it
-    assert adapter_for("Who painted the Mona Lisa?", "student-v2", memory, beside=beside) == "student-v1"
+    memory.mark_learned([older.id], "v1")  # taught before the stack began: the oldest beside was trained on it
+    assert adapter_for("Who painted the Mona Lisa?", "student-v3", memory, beside=beside) == "student-v2"
     # with scope "all" the newest adapter answers everything but what one beside it learned
     assert (
-        adapter_for("Who is the author of Dracula?", "student-v2", memory, scope="all", beside=beside) == "student-v1"
+        adapter_for("Who is the author of Dracula?", "student-v3", memory, scope="all", beside=beside) == "student-v2"
     )
-    assert adapter_for("How tall is Mount Everest?", "student-v2", memory, scope="all", beside=beside) == "student-v2"
-    assert adapter_for("How tall is Mount Everest?", "student-v2", None, scope="all", beside=beside) == "student-v2"
+    assert adapter_for("How tall is Mount Everest?", "student-v3", memory, scope="all", beside=beside) == "student-v3"
+    assert adapter_for("How tall is Mount Everest?", "student-v3", None, scope="all", beside=beside) == "student-v3"
     student = ScriptedStudent(generation("Bram Stoker", 0.9), generation("Bram Stoker", 0.9))
     router = Router(student, memory=memory, teacher=RecordingTeacher(), threshold=0.5)
-    router.use_adapter("student-v2", beside=beside)
-    assert (router.adapter, router.beside) == ("student-v2", beside)
-    hit = router.answer("Who wrote the novel Dracula?")  # a memory hit on v1's item: v1 answers it
-    assert (hit.source, hit.adapter) == ("student", "student-v1")
+    router.use_adapter("student-v3", beside=beside)
+    assert (router.adapter, router.beside) == ("student-v3", beside)
+    hit = router.answer("Who wrote the novel Dracula?")  # a memory hit on v2's item: v2 answers it
+    assert (hit.source, hit.adapter) == ("student", "student-v2")
     alone = router.answer("Who is the author of Dracula?", Switches(memory=False))
-    assert (alone.source, alone.adapter) == ("student", "student-v1")
+    assert (alone.source, alone.adapter) == ("student", "student-v2")
     router.use_adapter(None, beside=beside)  # the base model serves nothing beside it
     assert (router.adapter, router.beside) == (None, {})

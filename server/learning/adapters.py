@@ -20,14 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..core.errors import InvalidRequestError, MenteeError, StudentError
+from ..core.errors import MenteeError, StudentError
 from ..core.files import write_json
+from ..core.versions import is_version, version_number
 
 logger = logging.getLogger(__name__)
 
 MANIFEST = "mentee-adapter.json"
 ACTIVE = "active.json"
-_VERSION = re.compile(r"^v([1-9][0-9]{0,5})$")
 
 
 class AdapterError(MenteeError):
@@ -84,14 +84,6 @@ def served_as(version: str) -> str:
     return f"student-{version}"
 
 
-def version_number(version: str) -> int:
-    match = _VERSION.match(version)
-    if match is None:
-        msg = f"not an adapter version: {version!r} (expected v1, v2, …)"
-        raise InvalidRequestError(msg)
-    return int(match.group(1))
-
-
 class AdapterStore:
     """The adapters folder of one deployment (shared by its API workers and its trainer)."""
 
@@ -105,7 +97,7 @@ class AdapterStore:
         """Complete versions, oldest first."""
         found = []
         for folder in self.root.iterdir():
-            if folder.is_dir() and _VERSION.match(folder.name) and (folder / MANIFEST).is_file():
+            if folder.is_dir() and is_version(folder.name) and (folder / MANIFEST).is_file():
                 found.append(self._read(folder))
         return sorted(found, key=lambda v: v.number)
 
@@ -279,7 +271,7 @@ def _version_served_as(name: str) -> str | None:
     """The store version vLLM serves as ``name`` (``student-v3`` -> ``v3``; the inverse of ``served_name``), or
     ``None`` for a name that is no version (a LoRA loaded by other means)."""
     version = name.removeprefix("student-")
-    return version if _VERSION.match(version) else None
+    return version if is_version(version) else None
 
 
 def _unload_old(student: AdapterHost, store: AdapterStore, *, keep: list[AdapterVersion], keep_loaded: int) -> None:

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from ..core.answers import is_correct
 from ..core.errors import InvalidRequestError
 from ..core.files import read_jsonl, write_json
+from ..core.versions import version_order
 from ..student.prompting import ChatMessage, PromptFormat
 
 if TYPE_CHECKING:
@@ -232,12 +233,6 @@ def retention_checks(learned: Sequence[Any], size: int, *, seed: int = 0) -> tup
         for version in sorted(by_round, key=version_order)
         for r in rng.sample(by_round[version], quota[version])
     )
-
-
-def version_order(version: str) -> tuple[int, str]:
-    """v2 before v10."""
-    digits = version.lstrip("v")
-    return (int(digits), version) if digits.isdigit() else (10**9, version)
 
 
 def _count_by_round(examples: Sequence[Example]) -> dict[str, int]:

@@ -16,6 +16,7 @@ from typing import Any
 
 from ..core.answers import is_correct
 from ..core.config import FromSettings, setting_field
+from ..core.versions import version_order
 from .dataset import Example
 
 logger = logging.getLogger(__name__)
@@ -173,8 +174,6 @@ def _by_round(
     said: Callable[[str], str], retained: Sequence[Example], paraphrases: Sequence[Example]
 ) -> dict[str, dict[str, Any]]:
     """Retention (and paraphrase recall) of each earlier round on its own, in the order the rounds came."""
-    from .dataset import version_order
-
     rounds = sorted({str(e.learned_by) for e in (*retained, *paraphrases)}, key=version_order)
     figures = {}
     for version in rounds:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Container, Mapping, Sequence
 from typing import TYPE_CHECKING
 
+from ..core.versions import version_order
+
 if TYPE_CHECKING:
     from ...memory.store import Memory
 
@@ -56,12 +58,6 @@ def _holder(learned_by: str, beside: Mapping[str, str]) -> str | None:
     trained on it."""
     if learned_by in beside:
         return beside[learned_by]
-    numbers = {_number(version): name for version, name in beside.items()}
-    learned, bottom = _number(learned_by), min(numbers)
+    numbers = {version_order(version): name for version, name in beside.items()}
+    learned, bottom = version_order(learned_by), min(numbers)
     return numbers[bottom] if learned < bottom else None
-
-
-def _number(version: str) -> int:
-    """v12 -> 12 (a version that is not vN sorts last)."""
-    digits = version.removeprefix("v")
-    return int(digits) if digits.isdigit() else 10**9
