@@ -68,6 +68,8 @@ def test_three_rounds_keep_every_rounds_items_and_the_gate_refuses_one_that_forg
         assert gate["retention_by_round"] == {
             "v1": {"items": 2, "recall": 1.0, "paraphrases": 0, "paraphrase_recall": None}
         }
+        # v1 is unchanged beside v2: its answers to round 1's items come from its own gate, not from vLLM again
+        assert gate["answers_kept"] == 2
     memory.close()
 
     # A restart between rounds: the active adapter, and which adapter learned which item, come back from the home.
@@ -101,6 +103,7 @@ def test_three_rounds_keep_every_rounds_items_and_the_gate_refuses_one_that_forg
         assert outcome.state == "passed" and outcome.adapter == "v4", outcome
         by_round = (outcome.gate or {})["retention_by_round"]
         assert {v: (f["items"], f["recall"]) for v, f in by_round.items()} == {"v1": (2, 1.0), "v2": (2, 1.0)}
+        assert (outcome.gate or {})["answers_kept"] == 4  # v1's and v2's, kept by their own gates
         manifest = mentee.adapters.get("v4").manifest
         assert manifest["serves_with"] == ["v1", "v2"] and manifest["data"]["replay"] == 0  # its cost: its own items
         assert manifest["recipe"]["name"] == "stack" and not manifest["recipe"]["consolidated"]

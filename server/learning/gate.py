@@ -48,6 +48,7 @@ class GateReport:
     counts: dict[str, int] = field(default_factory=dict)
     misses: dict[str, list[dict[str, str]]] = field(default_factory=dict)  # a few wrong answers, for people
     prescreen: dict[str, Any] = field(default_factory=dict)  # what the trainer's teacher-forced pre-screen spared
+    answers_kept: int = 0  # questions an unchanged adapter beside answered from an earlier gate (not asked again)
 
     @property
     def passed(self) -> bool:

@@ -58,6 +58,7 @@ logger = logging.getLogger(__name__)
 
 PRESCREEN_ANSWERS = 4  # accepted answers of a gate question pre-screened at most (QA files list many aliases)
 BASE_ANCHORS = "base-anchors.json"  # the base model's answers to held-out anchors, by model, prompt and decoding
+GATE_ANSWERS = "gate-answers.json"  # in a version's folder: its answers to gate questions, by base, prompt, decoding
 ROUND_ELSEWHERE = "a learning round is already running in another process of this deployment"
 
 ProgressCallback = Callable[[dict[str, Any]], None]
@@ -398,14 +399,26 @@ class Learner:
         base_answers = self._base_answers(data.check_anchors)
         trusted: dict[str, str] = {}
         beside = adapter.beside
+        # The adapters beside never change: what one answered a gate before (greedy) it answers again, so a question
+        # still routed to it is taken from its folder; what any adapter is asked anew is kept there for later gates.
+        kept = {served_as(v): self._gate_answers(self.store.get(v)) for v in adapter.serves_with}
+        asked: dict[str, dict[str, str]] = {name: {} for name in (*kept, adapter.served_name)}
+        reused: set[str] = set()
 
         def ask(question: str) -> str:
             chosen = self._route(question, adapter.served_name, also_learned=new_ids, beside=beside)
             if chosen is None and question in base_answers:
                 return base_answers[question]  # routed to the base model, which answered it before (greedy)
+            if chosen in kept and question in kept[chosen]:
+                reused.add(question)
+                return kept[chosen][question]
             if chosen == adapter.served_name and question in trusted:
-                return trusted[question]  # the pre-screen's answer, checked against vLLM on a sample below
-            return self.student.generate(question, adapter=chosen).text
+                text = trusted[question]  # the pre-screen's answer, checked against vLLM on a sample below
+            else:
+                text = self.student.generate(question, adapter=chosen).text
+            if chosen in asked:
+                asked[chosen][question] = text
+            return text
 
         screen: dict[str, Any] = {}
         if prescreened:
@@ -422,7 +435,11 @@ class Learner:
             thresholds=self.thresholds(),
             concurrency=self.settings.gate_concurrency,
         )
-        return replace(report, prescreen=screen) if screen else report
+        for name, version in ((served_as(v), v) for v in adapter.serves_with):
+            self._keep_gate_answers(self.store.get(version), asked[name])
+        if report.passed:  # served from now on, beside the next rounds' adapters
+            self._keep_gate_answers(adapter, asked[adapter.served_name])
+        return replace(report, prescreen=screen, answers_kept=len(reused))
 
     def _trust_prescreen(
         self, prescreened: dict[str, dict[str, Any]], ask: Callable[[str], str]
@@ -461,6 +478,31 @@ class Learner:
             )
             return {}, screen
         return passed | said, screen
+
+    def _gate_answers_key(self, adapter: AdapterVersion) -> str | None:
+        """What an adapter's kept answers hold for: its base model (by checksum), prompt format and decoding; ``None``
+        where they cannot be kept (a remote student may change behind mentee; sampling says something else again)."""
+        checksum = base_checksum(self.student.model_dir)
+        if checksum is None or self.settings.temperature > 0:
+            return None
+        asked_as = [checksum, adapter.prompt_format, self.settings.temperature, self.settings.max_tokens]
+        return hashlib.sha256(json.dumps(asked_as).encode()).hexdigest()
+
+    def _gate_answers(self, adapter: AdapterVersion) -> dict[str, str]:
+        """The answers ``adapter`` gave earlier gates (``GATE_ANSWERS`` in its folder), for questions routed to it."""
+        key = self._gate_answers_key(adapter)
+        try:
+            kept = json.loads((adapter.path / GATE_ANSWERS).read_text())
+        except (OSError, ValueError):
+            return {}  # none yet, or unreadable: asked again
+        answers = kept.get(key) if isinstance(kept, dict) and key is not None else None
+        return {str(q): str(a) for q, a in answers.items()} if isinstance(answers, dict) else {}
+
+    def _keep_gate_answers(self, adapter: AdapterVersion, answers: dict[str, str]) -> None:
+        key = self._gate_answers_key(adapter)
+        if key is None or not answers:
+            return
+        write_json(adapter.path / GATE_ANSWERS, {key: self._gate_answers(adapter) | answers})
 
     def _base_answers(self, anchors: list[Example]) -> dict[str, str]:
         """The base model's answers to the held-out anchors, asked once per base model, prompt and decoding and kept
