@@ -130,7 +130,10 @@ def test_a_kill_9_while_a_round_trains_keeps_the_last_passed_adapter(
     answers = {**TAUGHT, **later}
     # Its own vLLM first (it must die with the killed server), then the shared one after the restart (a fresh vLLM
     # loading the active version at start: test_learning_round's second worker).
-    with serving(home, tiny_model_dir, session_home, answers=answers, env=LEARNING) as served:
+    # Every epoch trained (no early stop): a stack round's few examples are otherwise recalled within a second, and
+    # its trainer can be gone before it is looked for.
+    training = {**LEARNING, "MENTEE_TRAIN_STOP_RECALL": "0"}
+    with serving(home, tiny_model_dir, session_home, answers=answers, env=training) as served:
         for question in TAUGHT:
             served.ask(question)
         passed = run_round(served.admin)
