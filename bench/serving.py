@@ -49,6 +49,30 @@ def prompts(settings: Any, model_dir: str) -> list[str]:
     return [b.prompt for b in built]
 
 
+def stream_one(client: Any, model: str, prompt: str, tokens: int, logprobs: int | None = None):
+    """One streamed completion forced to ``tokens`` tokens, greedy: (time to first token, latency, tokens)."""
+    started = time.perf_counter()
+    first, count = None, 0
+    options: dict[str, Any] = {"logprobs": logprobs} if logprobs is not None else {}
+    stream = client.completions.create(
+        model=model,
+        prompt=prompt,
+        max_tokens=tokens,
+        temperature=0.0,
+        stream=True,
+        extra_body={"min_tokens": tokens, "ignore_eos": True},
+        stream_options={"include_usage": True},
+        **options,
+    )
+    for event in stream:
+        if event.choices and event.choices[0].text and first is None:
+            first = time.perf_counter()
+        if event.usage is not None:
+            count = event.usage.completion_tokens
+    end = time.perf_counter()
+    return (first or end) - started, end - started, count
+
+
 def vllm_figures(settings: Any, texts: list[str], tokens: int, repeats: int) -> dict[str, Any]:
     import openai
 
@@ -58,24 +82,7 @@ def vllm_figures(settings: Any, texts: list[str], tokens: int, repeats: int) -> 
         client = openai.OpenAI(base_url=f"{student.url}/v1", api_key="not-needed", max_retries=0, timeout=600)
 
         def one(prompt: str) -> tuple[float, float, int]:
-            started = time.perf_counter()
-            first, count = None, 0
-            stream = client.completions.create(
-                model=settings.student_served_name,
-                prompt=prompt,
-                max_tokens=tokens,
-                temperature=0.0,
-                stream=True,
-                extra_body={"min_tokens": tokens, "ignore_eos": True},
-                stream_options={"include_usage": True},
-            )
-            for event in stream:
-                if event.choices and event.choices[0].text and first is None:
-                    first = time.perf_counter()
-                if event.usage is not None:
-                    count = event.usage.completion_tokens
-            end = time.perf_counter()
-            return (first or end) - started, end - started, count
+            return stream_one(client, settings.student_served_name, prompt, tokens)
 
         def batch(size: int) -> dict[str, float]:
             started = time.perf_counter()

@@ -109,9 +109,20 @@ def _shared_memory() -> set[str]:
     return {p.name for p in Path("/dev/shm").glob("psm_*")} if Path("/dev/shm").is_dir() else set()
 
 
-def test_stop_leaves_no_process(tiny_model_dir: Path, session_home: Path) -> None:
-    # A vLLM of its own: started and stopped by the Student (what every `mentee` command without student_url does).
-    settings = load_settings(home=session_home, student_model=str(tiny_model_dir))
+def _answers(student: Student, adapter: str | None) -> list[tuple[str, float]]:
+    return [(t.token, t.logprob) for t in student.generate(QUESTION, max_tokens=6, adapter=adapter).tokens]
+
+
+def test_own_vllm_compiled_or_not_answers_alike_and_stops_leaving_no_process(
+    tiny_model_dir: Path, session_home: Path, tiny_lora_dir: Path, student: Student
+) -> None:
+    # A vLLM of its own: started and stopped by the Student (what every `mentee` command without student_url does),
+    # with torch.compile kept or not as the shared one is not (vllm_compile_lora), and one adapter slot: both answer
+    # alike, with the adapter and without it once the adapter has its slot.
+    compiled = not student.settings.vllm_compile_lora
+    settings = load_settings(
+        home=session_home, student_model=str(tiny_model_dir), vllm_compile_lora=compiled, vllm_max_loras=1
+    )
     shared_memory_before = _shared_memory()
     running = Student(settings).start()
     assert _shared_memory() - shared_memory_before  # vLLM's engine talks through shared memory
@@ -119,10 +130,23 @@ def test_stop_leaves_no_process(tiny_model_dir: Path, session_home: Path) -> Non
     tree = _process_tree(running.server.pid or -1)
     assert len(tree) >= 2  # the API server and its engine
     log_path = running.server.log_path
-    running.close()
+    try:
+        for served in (running, student):
+            served.load_adapter("student-v1", tiny_lora_dir)
+        for adapter in ("student-v1", None):  # the base model after the adapter: vLLM's CPU ops once gave it
+            own, shared = _answers(running, adapter), _answers(student, adapter)  # the adapter's last slot
+            # bf16 on both; compiled kernels add in another order, so a near tie may flip a later token
+            assert own[0][0] == shared[0][0]
+            assert own[0][1] == pytest.approx(shared[0][1], abs=0.05)
+        assert _answers(running, "student-v1") != _answers(running, None)  # the adapter applies, the base does not
+    finally:
+        student.unload_adapter("student-v1")
+        running.close()
     _assert_all_gone(tree, timeout=5)
     assert not _shared_memory() - shared_memory_before  # a graceful engine shutdown frees it
-    assert "Application startup complete" in log_path.read_text()
+    log = log_path.read_text()
+    assert "Application startup complete" in log
+    assert ("DYNAMO_TRACE_ONCE" in log) == compiled  # the engine's config line: compiled, or not, as asked
     # vLLM's files stay inside mentee's home
     assert (session_home / "vllm" / "cache").is_dir()
 

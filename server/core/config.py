@@ -94,7 +94,8 @@ class Settings(BaseSettings):
         le=64,
         description=(
             "LoRA adapters vLLM serves at once (a slot each; on a CPU a request's cost does not grow with them: the "
-            "LoRA ops gather each token's adapter by index)."
+            "LoRA ops gather each token's adapter by index; CPU builds get one slot more, kept empty for the base "
+            "model)."
         ),
     )
     vllm_max_model_len: int = Field(
@@ -116,6 +117,22 @@ class Settings(BaseSettings):
         description=(
             "CPU cores vLLM's CPU build keeps free of model compute (VLLM_CPU_NUM_OF_RESERVED_CPU); 0 lets the "
             "model use every core (one 64-token answer: 11.5 tok/s against 8.0 with vLLM's default of 1 on 2 cores)."
+        ),
+    )
+    vllm_nice: int = Field(
+        default=0,
+        ge=0,
+        le=19,
+        description=(
+            "Scheduling niceness of mentee's vLLM processes: above 0, the API's own work (memory hits, routing) "
+            "takes the cores first when both want them, and the student's batch gets what is left."
+        ),
+    )
+    vllm_compile_lora: bool = Field(
+        default=False,
+        description=(
+            "Keep torch.compile on with LoRA on CPU builds of vLLM (mentee's vLLM plugin: the LoRA part of each "
+            "layer runs eagerly in a custom op); vLLM itself turns compilation off whenever LoRA is on."
         ),
     )
     vllm_gpu_memory_utilization: float = Field(

