@@ -15,9 +15,8 @@ own command line and environment (``VLLMServer.command()``):
 - ``eager``: ``--compilation-config '{"mode": 0}'``, torch.compile off, as vLLM's CPU platform does whenever LoRA
   is on: the step after it is then the LoRA path's own cost;
 - ``lora``: ``--enable-lora --max-lora-rank 16 --max-loras 8``: mentee's server until issue 21;
-- ``targets``: ``--lora-target-modules`` mentee's ``lora_target_modules`` (LoRA layers only where mentee trains);
-- ``compiled``: ``MENTEE_VLLM_COMPILE_LORA=1``, mentee's vLLM plugin (server/student/vllm_plugin.py) keeping
-  torch.compile with LoRA on, the LoRA part of each layer run eagerly in a custom op.
+- ``targets``: ``--lora-target-modules`` mentee's ``lora_target_modules`` (LoRA layers only where mentee trains):
+  mentee's server since issue 21 (which also keeps one adapter slot more on CPU builds).
 
 Each server is asked the same *requests*: the base model without log-probs (``none``), with the sampled token's
 log-prob as mentee asks (``logprobs1``), on the last server with 20 alternatives (``logprobs20``), and on the LoRA
@@ -63,7 +62,6 @@ SERVERS: list[tuple[str, str, list[str], dict[str, str]]] = [
     ),
     # LoRA on the layers mentee trains only (its lora_target_modules), not the embedding or the 262k-row head.
     ("targets", "--lora-target-modules (mentee's)", ["--lora-target-modules", *TARGETS], {}),
-    ("compiled", "MENTEE_VLLM_COMPILE_LORA=1 (torch.compile kept)", [], {"MENTEE_VLLM_COMPILE_LORA": "1"}),
 ]
 # A step measured on its own: the steps after it do not carry it.
 SIDE_STEPS = {"eager"}

@@ -79,21 +79,14 @@ def test_unreachable_student_url_is_a_clear_error() -> None:
         Student(load_settings(student_url="http://127.0.0.1:9")).start()
 
 
-def test_vllm_command_restricts_lora_and_the_plugin_follows_the_setting(tmp_path, monkeypatch) -> None:
-    from mentee.server.student import vllm_plugin
-    from mentee.server.student.vllm_server import VLLMServer
+def test_vllm_command_restricts_lora_and_keeps_the_last_adapter_slot_empty(tmp_path) -> None:
+    from mentee.server.student.vllm_server import VLLMServer, vllm_build
 
-    # The plugin's variable is the setting's own (MENTEE_VLLM_COMPILE_LORA); vLLM gets it as the settings say
-    monkeypatch.setenv(vllm_plugin.ENABLE_ENV, "1")
-    settings = load_settings(home=tmp_path, lora_target_modules=["q_proj", "down_proj"], vllm_compile_lora=False)
-    server = VLLMServer(settings, "/models/student")
-    command = server.command()
+    settings = load_settings(
+        home=tmp_path, lora_target_modules=["q_proj", "down_proj"], vllm_max_loras=3, train_recipe="fresh"
+    )
+    command = VLLMServer(settings, "/models/student").command()
     at = command.index("--lora-target-modules")
     assert command[at + 1 : at + 3] == ["q_proj", "down_proj"]
-    assert vllm_plugin.ENABLE_ENV not in server.environment()
-    compiled = VLLMServer(load_settings(home=tmp_path, vllm_compile_lora=True), "/models/student")
-    assert compiled.environment()[vllm_plugin.ENABLE_ENV] == "1"
-    # In vLLM's processes the plugin acts only on that variable, and only for LoRA on the linear layers
-    assert vllm_plugin._covered(SimpleNamespace(target_modules=["q_proj", "o_proj"]))
-    assert not vllm_plugin._covered(SimpleNamespace(target_modules=None))
-    assert not vllm_plugin._covered(SimpleNamespace(target_modules=["q_proj", "embed_tokens"]))
+    slots = command[command.index("--max-loras") + 1]
+    assert slots == ("4" if vllm_build() == "cpu" else "3")  # CPU ops read a base-model token as the last slot

@@ -119,22 +119,6 @@ class Settings(BaseSettings):
             "model use every core (one 64-token answer: 11.5 tok/s against 8.0 with vLLM's default of 1 on 2 cores)."
         ),
     )
-    vllm_nice: int = Field(
-        default=0,
-        ge=0,
-        le=19,
-        description=(
-            "Scheduling niceness of mentee's vLLM processes: above 0, the API's own work (memory hits, routing) "
-            "takes the cores first when both want them, and the student's batch gets what is left."
-        ),
-    )
-    vllm_compile_lora: bool = Field(
-        default=False,
-        description=(
-            "Keep torch.compile on with LoRA on CPU builds of vLLM (mentee's vLLM plugin: the LoRA part of each "
-            "layer runs eagerly in a custom op); vLLM itself turns compilation off whenever LoRA is on."
-        ),
-    )
     vllm_gpu_memory_utilization: float = Field(
         default=0.5, gt=0, le=1, description="Share of GPU memory vLLM may use on CUDA builds."
     )

@@ -27,7 +27,6 @@ import httpx
 from ..core.config import Settings
 from ..core.errors import StudentError
 from ..core.processes import die_with_parent, free_port
-from .vllm_plugin import ENABLE_ENV as COMPILE_LORA_ENV
 
 logger = logging.getLogger(__name__)
 vllm_logger = logging.getLogger(f"{__name__}.vllm")
@@ -118,10 +117,6 @@ class VLLMServer:
                 "PYTHONUNBUFFERED": "1",
             }
         )
-        if self.settings.vllm_compile_lora:
-            env[COMPILE_LORA_ENV] = "1"  # read by mentee's vLLM plugin in vLLM's processes
-        else:
-            env.pop(COMPILE_LORA_ENV, None)
         if Path(self.model).is_dir():  # a local folder needs no hub; don't let anything try one
             env.update({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
         return env
@@ -146,7 +141,7 @@ class VLLMServer:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: Ctrl-C goes to us, and we stop the whole group
-            preexec_fn=self._before_exec,
+            preexec_fn=die_with_parent,
         )
         atexit.register(self.stop)
         self._log_thread = threading.Thread(
@@ -162,12 +157,6 @@ class VLLMServer:
         self._ready = True
         logger.info("vLLM serves %s at %s (ready in %.1f s)", self.model, self.url, self.startup_seconds)
         return self
-
-    def _before_exec(self) -> None:
-        """In the child before exec: die with mentee, and yield the cores to it when asked (``vllm_nice``)."""
-        die_with_parent()
-        if self.settings.vllm_nice:
-            os.nice(self.settings.vllm_nice)
 
     def _wait_healthy(self, started: float) -> None:
         deadline = started + self.settings.vllm_startup_timeout_s
