@@ -119,9 +119,13 @@ def test_own_vllm_with_one_adapter_slot_answers_as_the_shared_one_and_stops_leav
     # A vLLM of its own: started and stopped by the Student (what every `mentee` command without student_url does),
     # with one adapter slot: it answers as the shared one, with the adapter and without it once the adapter is in
     # its slot (vLLM's CPU ops read a base-model token as the last slot: mentee keeps one more, empty).
-    settings = load_settings(
-        home=session_home, student_model=str(tiny_model_dir), vllm_max_loras=1, train_recipe="fresh"
-    )  # one adapter at a time: no stack beside a candidate
+    settings = load_settings(  # one adapter at a time: no stack beside a candidate, one kept loaded
+        home=session_home,
+        student_model=str(tiny_model_dir),
+        vllm_max_loras=1,
+        train_recipe="fresh",
+        adapters_keep_loaded=1,
+    )
     shared_memory_before = _shared_memory()
     running = Student(settings).start()
     assert _shared_memory() - shared_memory_before  # vLLM's engine talks through shared memory
