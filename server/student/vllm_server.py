@@ -69,7 +69,8 @@ class VLLMServer:
         # vLLM's CPU LoRA ops read a base-model token's adapter index (-1) as the *last* slot: with an adapter
         # there, base-model answers would carry it. One slot more than mentee fills keeps the last one empty
         # (vLLM fills the lowest free slot first).
-        slots = s.vllm_max_loras + (1 if vllm_build() == "cpu" else 0)
+        build = vllm_build()
+        slots = s.vllm_max_loras + (1 if build == "cpu" else 0)
         cmd = [
             sys.executable, "-m", "vllm.entrypoints.openai.api_server",
             "--model", self.model,
@@ -87,7 +88,7 @@ class VLLMServer:
             "--seed", "0",
             "--shutdown-timeout", "10",  # let the engine stop gracefully (0 aborts and leaks shared memory)
         ]  # fmt: skip
-        if vllm_build() == "gpu":
+        if build == "gpu":
             cmd += ["--gpu-memory-utilization", str(s.vllm_gpu_memory_utilization)]
         return cmd + list(s.vllm_extra_args)
 
