@@ -4,14 +4,16 @@ Run: ``.venv/bin/python bench/serving.py [--tokens 64] [--repeats 3]`` (the embe
 MENTEE_STUDENT_MODEL says otherwise). The prompts are 8 NQ questions in the student's prompt format; every answer
 is forced to ``--tokens`` tokens (vLLM: ``min_tokens`` + ``ignore_eos``; transformers: ``min_new_tokens``), greedy.
 
-- vLLM: mentee's own vLLM server (as served), streamed completions through the OpenAI client; 1 request alone,
-  then 8 at once (threads);
+- vLLM: mentee's own vLLM server (as served), streamed completions through the OpenAI client with the sampled
+  token's log-prob (as mentee asks); 1 request alone, then 8 at once (threads); the base model, then through a
+  random rank-16 LoRA on mentee's target modules (what the student answers with after a round);
 - transformers: ``AutoModelForCausalLM.generate`` in this process after vLLM is stopped (the two never share the
   cores); 1 prompt (streamed with ``TextIteratorStreamer`` for the first token), then the 8 as one left-padded
   batch (its first token: a 1-token generate of the batch).
 
 Figures per engine and concurrency: time to first token (mean over requests), tokens/s (all tokens written / wall
-time), and the ratios vLLM / transformers. Median of ``--repeats`` after one warm-up each. One final JSON line.
+time), and the ratios vLLM / transformers (plain transformers without an adapter in both). Median of ``--repeats``
+after one warm-up each. One final JSON line.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import os
 import platform
 import statistics
 import sys
+import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -31,6 +34,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 NQ = REPO / "data" / "nq-open-dev.jsonl"
 CONCURRENT = 8
+ADAPTER = "bench-lora"
 
 
 def log(message: str) -> None:
@@ -73,16 +77,35 @@ def stream_one(client: Any, model: str, prompt: str, tokens: int, logprobs: int 
     return (first or end) - started, end - started, count
 
 
-def vllm_figures(settings: Any, texts: list[str], tokens: int, repeats: int) -> dict[str, Any]:
+def random_adapter(model_dir: str, folder: Path, target_modules: list[str]) -> Path:
+    """A rank-16 LoRA with random (non-zero) weights on the student's linear layers: what a round serves."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    config = LoraConfig(r=16, lora_alpha=32, target_modules=target_modules, task_type="CAUSAL_LM")
+    peft_model = get_peft_model(model, config)
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, parameter in peft_model.named_parameters():
+            if "lora_B" in name:  # B starts at zero: an untrained adapter would skip nothing and change nothing
+                parameter.copy_(torch.randn(parameter.shape, generator=generator) * 1e-3)
+    peft_model.save_pretrained(folder)
+    return folder
+
+
+def vllm_figures(settings: Any, texts: list[str], tokens: int, repeats: int, adapter: Path) -> dict[str, Any]:
     import openai
 
     from mentee.server.student.client import Student
 
     with Student(settings) as student:
         client = openai.OpenAI(base_url=f"{student.url}/v1", api_key="not-needed", max_retries=0, timeout=600)
+        model = settings.student_served_name
 
         def one(prompt: str) -> tuple[float, float, int]:
-            return stream_one(client, settings.student_served_name, prompt, tokens)
+            return stream_one(client, model, prompt, tokens, logprobs=1)  # the sampled token's, as mentee asks
 
         def batch(size: int) -> dict[str, float]:
             started = time.perf_counter()
@@ -95,7 +118,11 @@ def vllm_figures(settings: Any, texts: list[str], tokens: int, repeats: int) -> 
                 "tokens": sum(r[2] for r in results),
             }
 
-        return measure(batch, repeats, "vllm")
+        figures = {"base": measure(batch, repeats, "vllm")}
+        student.load_adapter(ADAPTER, str(adapter))
+        model = ADAPTER  # the same requests through a learned adapter, as the student answers after a round
+        figures["adapter"] = measure(batch, repeats, "vllm through an adapter")
+        return figures
 
 
 def transformers_figures(model_dir: str, texts: list[str], tokens: int, repeats: int) -> dict[str, Any]:
@@ -167,16 +194,19 @@ def main() -> None:
     model_dir = settings.student_model or str(prepare_embedded_student(settings.models_dir))
     settings = load_settings(student_model=model_dir)
     texts = prompts(settings, model_dir)
-    log("vLLM (mentee's student server)...")
-    vllm = vllm_figures(settings, texts, args.tokens, args.repeats)
+    with tempfile.TemporaryDirectory(prefix="mentee-serving-") as scratch:
+        adapter = random_adapter(model_dir, Path(scratch) / "adapter", list(settings.lora_target_modules))
+        log("vLLM (mentee's student server)...")
+        vllm = vllm_figures(settings, texts, args.tokens, args.repeats, adapter)
     log("plain transformers generate...")
     plain = transformers_figures(model_dir, texts, args.tokens, args.repeats)
     ratios = {
-        size: {
-            "tokens_per_s_vllm_over_transformers": round(vllm[size]["tokens_per_s"] / plain[size]["tokens_per_s"], 2),
-            "ttft_transformers_over_vllm": round(plain[size]["ttft_s"] / vllm[size]["ttft_s"], 2),
+        f"{route}, {size}": {
+            "tokens_per_s_vllm_over_transformers": round(figures["tokens_per_s"] / plain[size]["tokens_per_s"], 2),
+            "ttft_transformers_over_vllm": round(plain[size]["ttft_s"] / figures["ttft_s"], 2),
         }
-        for size in vllm
+        for route, by_size in vllm.items()
+        for size, figures in by_size.items()
     }
     print(
         json.dumps(

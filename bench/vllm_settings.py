@@ -14,9 +14,10 @@ own command line and environment (``VLLMServer.command()``):
 - ``maxlogprobs``: ``--max-logprobs 20``;
 - ``eager``: ``--compilation-config '{"mode": 0}'``, torch.compile off, as vLLM's CPU platform does whenever LoRA
   is on: the step after it is then the LoRA path's own cost;
-- ``lora``: ``--enable-lora --max-lora-rank 16 --max-loras 8``: mentee's server until issue 21;
-- ``targets``: ``--lora-target-modules`` mentee's ``lora_target_modules`` (LoRA layers only where mentee trains):
-  mentee's server since issue 21 (which also keeps one adapter slot more on CPU builds).
+- ``lora``: ``--enable-lora`` with mentee's ``--max-lora-rank`` and ``--max-loras``: mentee's server until issue 21;
+- ``targets``: ``--lora-target-modules`` mentee's ``lora_target_modules`` (LoRA layers only where mentee trains);
+- ``segmented``: ``MENTEE_VLLM_SEGMENTED_LORA=1``, mentee's LoRA ops (``vllm_segmented_lora``): mentee's server
+  since issue 21 (which also keeps one adapter slot more on CPU builds).
 
 Each server is asked the same *requests*: the base model without log-probs (``none``), with the sampled token's
 log-prob as mentee asks (``logprobs1``), on the last server with 20 alternatives (``logprobs20``), and on the LoRA
@@ -41,9 +42,14 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from serving import CONCURRENT, log, prompts, stream_one
+from serving import ADAPTER, CONCURRENT, log, prompts, random_adapter, stream_one
 
-TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]  # lora_target_modules
+from mentee.server.core.config import Settings
+from mentee.server.student.vllm_lora_ops import ENABLE_ENV as SEGMENTED_LORA_ENV
+
+_DEFAULTS = {name: field.get_default(call_default_factory=True) for name, field in Settings.model_fields.items()}
+TARGETS = list(_DEFAULTS["lora_target_modules"])
+LORA_FLAGS = ["--max-lora-rank", str(_DEFAULTS["vllm_max_lora_rank"]), "--max-loras", str(_DEFAULTS["vllm_max_loras"])]
 # (name, what it adds, extra arguments, extra environment): cumulative, plain vLLM first, mentee's server last.
 SERVERS: list[tuple[str, str, list[str], dict[str, str]]] = [
     # vLLM's CPU default sizes the KV cache at 0.92 of the machine's memory and refuses to start when less is free
@@ -56,36 +62,19 @@ SERVERS: list[tuple[str, str, list[str], dict[str, str]]] = [
     ("eager", "torch.compile off", ["--compilation-config", '{"mode": 0}'], {}),
     (
         "lora",
-        "--enable-lora --max-lora-rank 16 --max-loras 8",
-        ["--enable-lora", "--max-lora-rank", "16", "--max-loras", "8"],
+        f"--enable-lora {' '.join(LORA_FLAGS)}",
+        ["--enable-lora", *LORA_FLAGS],
         {"VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True"},
     ),
     # LoRA on the layers mentee trains only (its lora_target_modules), not the embedding or the 262k-row head.
     ("targets", "--lora-target-modules (mentee's)", ["--lora-target-modules", *TARGETS], {}),
+    # mentee's LoRA ops (vllm_segmented_lora): one product per run of tokens with one adapter, not per token.
+    ("segmented", "mentee's segmented LoRA ops", [], {SEGMENTED_LORA_ENV: "1"}),
 ]
 # A step measured on its own: the steps after it do not carry it.
 SIDE_STEPS = {"eager"}
-ADAPTER = "bench-lora"
 # What mentee's command line adds to vLLM's defaults (VLLMServer.command()), taken out for the plain server.
 MENTEE_FLAGS = ("--enable-lora", "--max-lora-rank", "--max-loras", "--lora-target-modules", "--max-logprobs")
-
-
-def random_adapter(model_dir: str, folder: Path, target_modules: list[str]) -> Path:
-    """A rank-16 LoRA with random (non-zero) weights on the student's linear layers: what a round serves."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
-    config = LoraConfig(r=16, lora_alpha=32, target_modules=target_modules, task_type="CAUSAL_LM")
-    peft_model = get_peft_model(model, config)
-    generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for name, parameter in peft_model.named_parameters():
-            if "lora_B" in name:  # B starts at zero: an untrained adapter would skip nothing and change nothing
-                parameter.copy_(torch.randn(parameter.shape, generator=generator) * 1e-3)
-    peft_model.save_pretrained(folder)
-    return folder
 
 
 def make_server(settings: Any, model_dir: str, args: list[str], env: dict[str, str]) -> Any:
@@ -109,6 +98,7 @@ def make_server(settings: Any, model_dir: str, args: list[str], env: dict[str, s
             for name in ("VLLM_CPU_KVCACHE_SPACE", "VLLM_CPU_NUM_OF_RESERVED_CPU", "VLLM_ALLOW_RUNTIME_LORA_UPDATING"):
                 if os.environ.get(name) is None:
                     mentee.pop(name, None)  # vLLM's default unless this step sets it
+            mentee[SEGMENTED_LORA_ENV] = "0"  # vLLM's own LoRA ops unless this step sets it
             return mentee | env
 
     return VariantServer(settings, model_dir)

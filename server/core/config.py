@@ -119,6 +119,22 @@ class Settings(BaseSettings):
             "model use every core (one 64-token answer: 11.5 tok/s against 8.0 with vLLM's default of 1 on 2 cores)."
         ),
     )
+    vllm_nice: int = Field(
+        default=0,
+        ge=0,
+        le=19,
+        description=(
+            "Scheduling niceness of mentee's vLLM processes: above 0, the API's own work (memory hits, routing) "
+            "takes the cores first when both want them, and the student's batch gets what is left."
+        ),
+    )
+    vllm_segmented_lora: bool = Field(
+        default=True,
+        description=(
+            "On CPU builds of vLLM, apply adapters with mentee's LoRA ops (one matrix product per run of tokens "
+            "with one adapter) instead of vLLM's (a copy of the adapter's weights for every token); same answers."
+        ),
+    )
     vllm_gpu_memory_utilization: float = Field(
         default=0.5, gt=0, le=1, description="Share of GPU memory vLLM may use on CUDA builds."
     )

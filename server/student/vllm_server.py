@@ -27,6 +27,7 @@ import httpx
 from ..core.config import Settings
 from ..core.errors import StudentError
 from ..core.processes import die_with_parent, free_port
+from .vllm_lora_ops import ENABLE_ENV as SEGMENTED_LORA_ENV
 
 logger = logging.getLogger(__name__)
 vllm_logger = logging.getLogger(f"{__name__}.vllm")
@@ -113,6 +114,7 @@ class VLLMServer:
                 "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True",
                 "VLLM_CPU_KVCACHE_SPACE": str(self.settings.vllm_cpu_kvcache_gib),
                 "VLLM_CPU_NUM_OF_RESERVED_CPU": str(self.settings.vllm_cpu_reserved_cores),
+                SEGMENTED_LORA_ENV: "1" if self.settings.vllm_segmented_lora else "0",
                 "VLLM_NO_USAGE_STATS": "1",
                 "DO_NOT_TRACK": "1",
                 "PYTHONUNBUFFERED": "1",
@@ -142,7 +144,7 @@ class VLLMServer:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: Ctrl-C goes to us, and we stop the whole group
-            preexec_fn=die_with_parent,
+            preexec_fn=self._before_exec,
         )
         atexit.register(self.stop)
         self._log_thread = threading.Thread(
@@ -158,6 +160,12 @@ class VLLMServer:
         self._ready = True
         logger.info("vLLM serves %s at %s (ready in %.1f s)", self.model, self.url, self.startup_seconds)
         return self
+
+    def _before_exec(self) -> None:
+        """Runs in vLLM's process before it starts: it dies with us, at its niceness (its children inherit it)."""
+        die_with_parent()
+        if self.settings.vllm_nice:
+            os.nice(self.settings.vllm_nice)
 
     def _wait_healthy(self, started: float) -> None:
         deadline = started + self.settings.vllm_startup_timeout_s
