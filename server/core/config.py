@@ -119,15 +119,6 @@ class Settings(BaseSettings):
             "model use every core (one 64-token answer: 11.5 tok/s against 8.0 with vLLM's default of 1 on 2 cores)."
         ),
     )
-    vllm_nice: int = Field(
-        default=0,
-        ge=0,
-        le=19,
-        description=(
-            "Scheduling niceness of mentee's vLLM processes: above 0, the API's own work (memory hits, routing) "
-            "takes the cores first when both want them, and the student's batch gets what is left."
-        ),
-    )
     vllm_segmented_lora: bool = Field(
         default=True,
         description=(
@@ -159,6 +150,15 @@ class Settings(BaseSettings):
         description=(
             "Sentence-transformers model folder for the memory's embeddings; empty for the packaged "
             "all-MiniLM-L6-v2. Changing it re-embeds the memory."
+        ),
+    )
+    memory_embed_cache: int = Field(
+        default=4096,
+        ge=0,
+        le=1_000_000,
+        description=(
+            "Questions whose vectors the memory keeps (most recently used, ~1.5 KB each; 0: none): a question asked "
+            "again word for word is not embedded again, which is most of a memory hit's CPU."
         ),
     )
     memory_embed_max_tokens: int = Field(

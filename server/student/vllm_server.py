@@ -144,7 +144,7 @@ class VLLMServer:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: Ctrl-C goes to us, and we stop the whole group
-            preexec_fn=self._before_exec,
+            preexec_fn=die_with_parent,
         )
         atexit.register(self.stop)
         self._log_thread = threading.Thread(
@@ -160,12 +160,6 @@ class VLLMServer:
         self._ready = True
         logger.info("vLLM serves %s at %s (ready in %.1f s)", self.model, self.url, self.startup_seconds)
         return self
-
-    def _before_exec(self) -> None:
-        """Runs in vLLM's process before it starts: it dies with us, at its niceness (its children inherit it)."""
-        die_with_parent()
-        if self.settings.vllm_nice:
-            os.nice(self.settings.vllm_nice)
 
     def _wait_healthy(self, started: float) -> None:
         deadline = started + self.settings.vllm_startup_timeout_s
