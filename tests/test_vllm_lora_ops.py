@@ -88,3 +88,12 @@ def test_the_plugin_installs_the_ops_only_when_its_variable_is_set(monkeypatch: 
     assert punica_cpu.sgmv_shrink is vllm_lora_ops.sgmv_shrink
     assert punica_cpu.sgmv_expand is vllm_lora_ops.sgmv_expand
     assert punica_cpu.sgmv_expand_slice is vllm_lora_ops.sgmv_expand_slice
+
+
+def test_mentees_vllm_server_asks_for_the_ops_as_its_setting_says(tmp_path) -> None:
+    from mentee.server.core.config import load_settings
+    from mentee.server.student.vllm_server import VLLMServer
+
+    for setting, value in ((True, "1"), (False, "0")):
+        settings = load_settings(home=tmp_path / value, vllm_segmented_lora=setting)
+        assert VLLMServer(settings, "model").environment()[vllm_lora_ops.ENABLE_ENV] == value
