@@ -102,18 +102,9 @@ def sgmv_expand(
     add_inputs: bool = False,
 ) -> None:
     """``output[:, :out] (+)= x @ B[slot].T`` per run (the common width, as vLLM's op: padding may differ)."""
-    dtype = output_tensor.dtype
     width = min(lora_b_weights.shape[-2], output_tensor.shape[1])
-    for rows, slot in _runs(b_seq_start_loc, seq_len_tensor, lora_indices_tensor):
-        if slot < 0:
-            if not add_inputs:
-                output_tensor[rows, :width] = 0
-            continue
-        product = inputs[rows].to(dtype) @ _matrix(lora_b_weights, slot).to(dtype).T
-        if add_inputs:
-            output_tensor[rows, :width] += product[:, :width]
-        else:
-            output_tensor[rows, :width] = product[:, :width]
+    runs = _runs(b_seq_start_loc, seq_len_tensor, lora_indices_tensor)
+    _expand_runs(inputs, lora_b_weights, output_tensor, runs, slice(0, width), add_inputs, product_width=width)
 
 
 def sgmv_expand_slice(
@@ -131,14 +122,31 @@ def sgmv_expand_slice(
     add_inputs: bool = False,
 ) -> None:
     """``output[:, offset:offset + size] (+)= x @ B[slot].T`` per run: one slice of a fused layer (q, k, v...)."""
-    dtype = output_tensor.dtype
     columns = slice(slice_offset, slice_offset + slice_size)
-    for rows, slot in _runs(b_seq_start_loc, seq_len_tensor, lora_indices_tensor):
+    runs = _runs(b_seq_start_loc, seq_len_tensor, lora_indices_tensor)
+    _expand_runs(inputs, lora_b_weights, output_tensor, runs, columns, add_inputs)
+
+
+def _expand_runs(
+    inputs: torch.Tensor,
+    lora_b_weights: torch.Tensor,
+    output_tensor: torch.Tensor,
+    runs: list[tuple[slice, int]],
+    columns: slice,
+    add_inputs: bool,
+    product_width: int | None = None,
+) -> None:
+    """``output[run, columns] (+)= x[run] @ B[slot].T`` for each run (the product cut to ``product_width`` when
+    given); a base-model run adds nothing, or is zeroed when the output is overwritten."""
+    dtype = output_tensor.dtype
+    for rows, slot in runs:
         if slot < 0:
             if not add_inputs:
                 output_tensor[rows, columns] = 0
             continue
         product = inputs[rows].to(dtype) @ _matrix(lora_b_weights, slot).to(dtype).T
+        if product_width is not None:
+            product = product[:, :product_width]
         if add_inputs:
             output_tensor[rows, columns] += product
         else:
