@@ -34,10 +34,11 @@ from loop import free_port  # bench/ is on the path when run as a script
 
 from mentee.server.clients.http import wait_until_healthy
 from mentee.server.core.errors import MenteeError
+from mentee.server.student.models import embedded_known_questions
 
 REPO = Path(__file__).resolve().parent.parent
 NQ = REPO / "data" / "nq-open-dev.jsonl"
-KNOWN = REPO / "data" / "gemma-3-270m-known.jsonl"
+KNOWN = embedded_known_questions()
 MENTEE = str(Path(sys.executable).parent / "mentee")
 
 

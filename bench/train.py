@@ -42,10 +42,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from mentee.server.student.models import embedded_known_questions
+
 REPO = Path(__file__).resolve().parent.parent
 NQ = REPO / "data" / "nq-open-dev.jsonl"
 PAIRS = REPO / "data" / "near-duplicate-pairs.jsonl"
-KNOWN = REPO / "data" / "gemma-3-270m-known.jsonl"
+KNOWN = embedded_known_questions()
 MENTEE = str(Path(sys.executable).parent / "mentee")
 CLIENTS = 3  # concurrent clients asking while an adapter is swapped in
 

@@ -125,6 +125,31 @@ def _start_mentee(settings: Settings, *, adapter: str | None = None) -> Mentee:
     return Mentee(settings, adapter=adapter).start()
 
 
+def _ensure_anchors(mentee: Mentee) -> None:
+    """Build the home's anchor set at start-up when it has none (once per home; under a minute for the embedded
+    student), so that a student and QA file yielding too few anchors is said now, not by the first round."""
+    from .learning.round import NoAnchorSourceError
+
+    try:
+        learner = mentee.learner
+    except MenteeError:
+        return  # no learning in this set-up: a round asked for says why
+
+    def show(update: dict[str, Any]) -> None:
+        if "asking" in update:
+            _say(f"no anchor set yet: asking the base student {update['asking']} questions of {update['source']}...")
+        elif "anchors" in update:
+            _say(f"anchor set built: {update['anchors']} anchors, {update['check']} held out for the gate")
+
+    try:
+        learner.ensure_anchors(show)
+    except NoAnchorSourceError as e:
+        settings = mentee.settings
+        if settings.learn_after_items or settings.learn_every_minutes:
+            raise  # a scheduled round would fail unseen
+        _say(f"mentee: warning: learning rounds cannot run yet: {e}")
+
+
 def _start_schedule(mentee: Mentee) -> bool:
     """Start the configured learning schedule (learn_after_items / learn_every_minutes); whether one runs."""
     settings = mentee.settings
@@ -305,6 +330,7 @@ def serve_command(
     listener = listen_on(host, port)
     port = listener.getsockname()[1]
     with listener, _start_mentee(settings) as mentee:
+        _ensure_anchors(mentee)
         _start_schedule(mentee)
         config = uvicorn.Config(create_app(mentee), host=host, port=port, log_level="warning", access_log=False)
         server = uvicorn.Server(config)
@@ -403,6 +429,7 @@ def train_command(
         raise ConfigError(msg)
     with _start_mentee(settings) as mentee:
         if schedule:
+            _ensure_anchors(mentee)
             if not _start_schedule(mentee):
                 raise MenteeError("the learning schedule could not start")
             _say("the trainer waits for rounds to be due; Ctrl-C stops it")

@@ -111,6 +111,21 @@ def tiny_student_settings(tiny_model_dir: Path, teacher_url: str) -> dict[str, s
     )
 
 
+def write_known_qa(path: Path, questions: list[str], *, student_url: str, model: Path, max_tokens: int) -> Path:
+    """A QA file of ``questions`` with the tiny student's own (greedy) answers as the accepted ones: what a
+    random model "knows", so that an anchor set can be built from it as from a real student's known questions."""
+    import json
+
+    from mentee.server.core.config import load_settings
+    from mentee.server.student.client import Student
+
+    settings = load_settings(home=path.parent, student_model=str(model), student_url=student_url, max_tokens=max_tokens)
+    with Student(settings).start() as student:
+        rows = [{"question": q, "answers": [student.generate(q).text.strip()]} for q in questions]
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows if row["answers"][0]))
+    return path
+
+
 @contextmanager
 def serving(
     home: Path,

@@ -63,7 +63,8 @@ def test_model_prepare_prints_the_folder_and_is_idempotent(gemma_env: dict[str, 
 
 def test_make_demo_serves_the_ui_with_the_student(gemma_env: dict[str, str], tmp_path: Path) -> None:
     """`make demo` starts the student, the API and the UI; a question asked in the UI gets the student's answer
-    with its source; Ctrl-C stops all of it."""
+    with its source; Ctrl-C stops all of it. A home without an anchor set has one when it is up: built at
+    start-up from the packaged known questions, so the first round can learn."""
     import signal
     import time
 
@@ -100,6 +101,8 @@ def test_make_demo_serves_the_ui_with_the_student(gemma_env: dict[str, str], tmp
         reply = chat[-1]["content"]
         reply = " ".join(p.get("text", "") for p in reply) if isinstance(reply, list) else reply
         assert "Paris" in reply and "source: student" in reply
+        anchors = json.loads((Path(gemma_env["MENTEE_HOME"]) / "anchors.json").read_text())
+        assert sum(a["split"] == "check" for a in anchors["anchors"]) >= 20 and anchors["asked"] == 107
     finally:
         try:  # Ctrl-C in the terminal reaches the whole group
             alive = stop_tree(demo, lambda: os.killpg(demo.pid, signal.SIGINT), wait_s=120, grace_s=60)

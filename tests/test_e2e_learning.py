@@ -21,14 +21,14 @@ from mentee.server.core.answers import is_correct
 from mentee.server.core.config import load_settings
 from mentee.server.service import Mentee
 from mentee.server.serving.router import NoSourceError, Switches
-from mentee.server.student.models import prepare_embedded_student
+from mentee.server.student.models import embedded_known_questions, prepare_embedded_student
 from tests.conftest import REPO_ROOT
 
 pytestmark = [pytest.mark.model, pytest.mark.train, pytest.mark.timeout(2400)]
 
 MENTEE = str(Path(sys.executable).parent / "mentee")
 NQ = REPO_ROOT / "data" / "nq-open-dev.jsonl"
-KNOWN = REPO_ROOT / "data" / "gemma-3-270m-known.jsonl"
+KNOWN = embedded_known_questions()
 
 
 @pytest.fixture(scope="module")

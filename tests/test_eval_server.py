@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mentee.server.learning.dataset import Anchor, AnchorSet, save_anchors
-from tests.served import ADMIN_KEY, API_KEY, MENTEE, serving
+from tests.served import ADMIN_KEY, API_KEY, MENTEE, mentee_environment, serving, write_known_qa
 from tests.test_ui import LEARNING
 
 pytestmark = [pytest.mark.vllm, pytest.mark.train]
@@ -39,17 +38,26 @@ def test_eval_replays_a_stream_learns_and_reports(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     home = tmp_path_factory.mktemp("eval-home")  # short: vLLM's IPC socket paths live under it (107 characters)
-    facts = [(f"Where is the {n}?", f"the {a} {n}") for n, a in (("fox", "brown"), ("dog", "lazy"), ("cat", "red"))]
-    anchors = tuple(Anchor(f"a{i}", q, (a,), a, "check" if i % 2 else "replay") for i, (q, a) in enumerate(facts))
-    save_anchors(home, AnchorSet(anchors, source="test", asked=len(facts)))
+    # No anchor set: `mentee serve` builds it at start-up from the student's own right answers (the random tiny
+    # student "knows" what it says; the embedded student has a packaged file of what it knows).
+    facts = [f"{w} is the {n}?" for w in ("What", "Which", "Who") for n in ("capital of Peru", "largest planet", "fox")]
+    known = write_known_qa(
+        tmp_path / "known.jsonl", facts, student_url=tiny_student_url, model=tiny_model_dir, max_tokens=6
+    )
+    assert len(known.read_text().splitlines()) >= 3  # the questions it says something to (some get nothing)
     qa = tmp_path / "qa.jsonl"
     qa.write_text("".join(json.dumps({"question": q, "answers": [a]}) + "\n" for q, a in ANSWERS.items()))
     pairs = tmp_path / "pairs.jsonl"
     pairs.write_text("".join(json.dumps({"q1": q1, "q2": q2}) + "\n" for q1, q2 in PARAPHRASES.items()))
     teacher_knows = {**ANSWERS, **{q2: ANSWERS[q1] for q1, q2 in PARAPHRASES.items()}}
     out = tmp_path / "report"
-    shared = {"env": LEARNING, "student_url": tiny_student_url}
+    env = {**LEARNING, "MENTEE_ANCHORS_QA_FILE": str(known), "MENTEE_ANCHORS_MIN_CHECK": "1"}
+    shared = {"env": env, "student_url": tiny_student_url}
     with serving(home, tiny_model_dir, session_home, answers=teacher_knows, **shared) as served:
+        built = json.loads((home / "anchors.json").read_text())  # before any round
+        assert built["source"] == str(known) and built["anchors"]
+        assert built["asked"] == len(known.read_text().splitlines())
+        assert "anchor set built" in (home / "serve.log").read_text()
         env = {k: v for k, v in os.environ.items() if not k.startswith("MENTEE_")}
         env.update(
             MENTEE_HOME=str(home),  # the server's home: --anchors held-out reads its check anchors
@@ -108,3 +116,25 @@ def test_eval_replays_a_stream_learns_and_reports(
     assert [p["round"] for p in report["learning_curve"]] == [1, 2]
     for plot in ("sources.png", "learning-curve.png"):
         assert (out / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_serve_says_at_start_up_when_the_student_knows_too_few_anchors(
+    tiny_model_dir: Path, tiny_student_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A student and QA file that yield too few anchors stop `mentee serve` at start-up with the reason, not the
+    first round; nothing is saved."""
+    home = tmp_path_factory.mktemp("few-anchors-home")
+    unknowable = home / "unknowable.jsonl"
+    unknowable.write_text("".join(json.dumps({"question": f"Q{i}?", "answers": ["zqxjv"]}) + "\n" for i in range(5)))
+    environment = mentee_environment(
+        home,
+        MENTEE_STUDENT_MODEL=str(tiny_model_dir),
+        MENTEE_STUDENT_URL=tiny_student_url,
+        MENTEE_ANCHORS_QA_FILE=str(unknowable),
+    )
+    done = subprocess.run(
+        [MENTEE, "serve", "--port", "0"], env=environment, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert "mentee: error: too few anchors: the base student answered 0 of 5 questions" in done.stderr
+    assert "Traceback" not in done.stderr and not (home / "anchors.json").exists()

@@ -528,3 +528,49 @@ def test_the_gate_trusts_the_prescreen_only_above_its_margin_and_only_while_vllm
     trusted, screen = learner._trust_prescreen(prescreened, ask)
     assert trusted == {} and screen["trusted"] == 0
     assert screen["disagreed"] == [{"question": "q2?", "prescreen": "two", "said": "deux"}]
+
+
+def test_a_home_without_anchors_builds_them_from_the_student_s_own_right_answers(tmp_path: Path) -> None:
+    """The first round (or start-up) asks the base student the anchors' QA file and keeps its right answers; too
+    few is an error that saves nothing; another student without a QA file is told what to set; the embedded
+    student's packaged file is what it builds from by default."""
+    from types import SimpleNamespace
+
+    from mentee.server.core.config import load_settings
+    from mentee.server.learning.round import Learner, LearningError, NoAnchorSourceError
+    from mentee.server.student.models import embedded_known_questions
+
+    asked: list[str] = []
+    knows = {f"q{i}?" for i in range(0, 60, 2)}  # every other question: 30 right
+
+    class BaseStudent:
+        def generate(self, question: str, adapter: str | None = None) -> SimpleNamespace:
+            assert adapter is None  # the base model, never an adapter
+            asked.append(question)
+            return SimpleNamespace(text=f"a{question[1:-1]}" if question in knows else "no idea")
+
+    qa_file = tmp_path / "qa.jsonl"
+    qa_file.write_text("".join(json.dumps({"question": f"q{i}?", "answers": [f"a{i}"]}) + "\n" for i in range(60)))
+
+    def learner(home: Path, **settings: object) -> Learner:
+        options = {"home": home, "student_model": str(tmp_path), "gate_concurrency": 4} | settings
+        return Learner(load_settings(**options), student=BaseStudent(), memory=None)  # type: ignore[arg-type]
+
+    updates: list[dict] = []
+    built = learner(tmp_path / "a", anchors_qa_file=str(qa_file), anchors_min_check=5).ensure_anchors(updates.append)
+    assert sorted(asked) == sorted(f"q{i}?" for i in range(60)) and len(built.anchors) == 30
+    assert {a.question for a in built.anchors} == knows and built.split("check") and built.split("replay")
+    assert load_anchors(tmp_path / "a") == AnchorSet.from_dict(built.to_dict())
+    assert updates[0] == {"phase": "anchors", "asking": 60, "source": str(qa_file)}
+    assert updates[-1]["anchors"] == 30 and updates[-1]["check"] == len(built.split("check"))
+    asked.clear()
+    assert learner(tmp_path / "a").ensure_anchors() == load_anchors(tmp_path / "a") and not asked  # kept: not asked
+
+    with pytest.raises(LearningError, match=r"too few anchors: .* 30 of 60 questions .*anchors_min_check 50"):
+        learner(tmp_path / "b", anchors_qa_file=str(qa_file), anchors_min_check=50).ensure_anchors()
+    assert load_anchors(tmp_path / "b") is None
+    with pytest.raises(NoAnchorSourceError, match="set anchors_qa_file"):
+        learner(tmp_path / "c").ensure_anchors()  # a student of its own, no QA file
+    assert learner(tmp_path / "d", student_model="").anchors_source() == embedded_known_questions()
+    packaged = [json.loads(line) for line in embedded_known_questions().read_text().splitlines()]
+    assert len(packaged) == 107 and all(row["question"] and row["answers"] for row in packaged)

@@ -43,7 +43,8 @@ def serving_here(settings: Settings, *, config_file: Path | None, say: Callable[
         try:
             url = f"http://127.0.0.1:{port}"
             say(f"starting mentee serve for the UI (log: {log_path}; about a minute on a CPU)...")
-            wait_until_healthy(url, timeout_s=settings.vllm_startup_timeout_s + 120, process=process, log_path=log_path)
+            # the student's start, then (once per home) the anchor set: the base student asked up to anchors_limit
+            wait_until_healthy(url, timeout_s=settings.vllm_startup_timeout_s + 600, process=process, log_path=log_path)
             yield url
         finally:
             process.terminate()

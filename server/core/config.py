@@ -446,6 +446,27 @@ class Settings(BaseSettings):
     train_anchors_per_new: float = Field(
         default=1.0, ge=0, le=100, description="Replay anchors (the base model's own right answers) per new item."
     )
+    anchors_qa_file: str = Field(
+        default="",
+        description=(
+            "QA file (JSON Lines: question, answers) a home's anchor set is built from when it has none (at "
+            "`mentee serve` / `mentee learn` start-up, else by the first round): the base student's own right "
+            "answers. Empty: the packaged known-questions file for the embedded student; another student needs one "
+            "here (or `mentee anchors build QA_FILE`) before it can learn."
+        ),
+    )
+    anchors_limit: int = Field(
+        default=200, ge=1, le=100_000, description="Most questions of the anchors' QA file the base student is asked."
+    )
+    anchors_min_check: int = Field(
+        default=20,
+        ge=1,
+        le=10_000,
+        description=(
+            "Fewest held-out check anchors (about half of the right answers) a built anchor set must have: below "
+            "1 / gate_max_anchor_drop the gate's forgetting check cannot see one forgotten answer."
+        ),
+    )
     distillation: Literal["answer", "rationale", "consistency", "paraphrase"] = Field(
         default="answer",
         description=(
@@ -600,6 +621,14 @@ class Settings(BaseSettings):
             msg = f"adapters_keep_loaded {self.adapters_keep_loaded} is above vllm_max_loras {self.vllm_max_loras}"
             raise ValueError(msg)
         return self
+
+    @field_validator("anchors_qa_file", mode="after")
+    @classmethod
+    def _check_anchors_qa_file(cls, value: str) -> str:
+        if value and not Path(value).expanduser().is_file():
+            msg = f"is not a file: {value!r}"
+            raise ValueError(msg)
+        return str(Path(value).expanduser().absolute()) if value else value
 
     @field_validator("redact_phone_region", mode="after")
     @classmethod

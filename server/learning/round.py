@@ -31,17 +31,22 @@ from typing import TYPE_CHECKING, Any
 from ..core.errors import MenteeError
 from ..core.files import write_json
 from ..core.processes import die_with_parent
+from ..core.qa_files import read_qa_file
+from ..student.models import embedded_known_questions, is_embedded_student
 from ..student.prompting import PromptFormat, adapter_prompt_format
 from .adapters import MANIFEST, AdapterStore, AdapterVersion, serve, served_as
 from .dataset import (
+    AnchorSet,
     Example,
     RoundData,
+    build_anchors,
     build_round,
     examples_to_json,
     load_anchors,
     load_question_pairs,
     normalize_question,
     paraphrase_checks,
+    save_anchors,
 )
 from .gate import GateReport, GateThresholds, ask_each, run_gate, score
 from .launch import base_checksum, trainer_command, trainer_environment
@@ -60,6 +65,11 @@ PRESCREEN_ANSWERS = 4  # accepted answers of a gate question pre-screened at mos
 BASE_ANCHORS = "base-anchors.json"  # the base model's answers to held-out anchors, by model, prompt and decoding
 GATE_ANSWERS = "gate-answers.json"  # in a version's folder: its answers to gate questions, by base, prompt, decoding
 ROUND_ELSEWHERE = "a learning round is already running in another process of this deployment"
+NO_ANCHOR_SOURCE = (
+    "no anchor set, and nothing to build one from: this student is not the embedded one, so set anchors_qa_file "
+    "(MENTEE_ANCHORS_QA_FILE) to a QA file it answers part of, or run `mentee anchors build QA_FILE` (the gate's "
+    "forgetting check needs the base student's own right answers)"
+)
 
 ProgressCallback = Callable[[dict[str, Any]], None]
 
@@ -70,6 +80,10 @@ class LearningError(MenteeError):
     def __init__(self, message: str, *, round_id: str | None = None) -> None:
         super().__init__(message)
         self.round_id = round_id  # the round already running, when it runs in this process
+
+
+class NoAnchorSourceError(LearningError):
+    """The home has no anchor set and nothing says what to build one from."""
 
 
 @dataclass
@@ -123,6 +137,56 @@ class Learner:
         """The prompt format a new adapter is trained, gated and served in (``train_few_shot``)."""
         return adapter_prompt_format(self.student.prompt_format, few_shot=self.settings.train_few_shot)
 
+    # -- the anchor set ---------------------------------------------------------------------------------------
+
+    def anchors_source(self) -> Path | None:
+        """The QA file a missing anchor set is built from: ``anchors_qa_file``, else the embedded student's packaged
+        known questions; ``None`` for another student without one."""
+        if self.settings.anchors_qa_file:
+            return Path(self.settings.anchors_qa_file)
+        return embedded_known_questions() if is_embedded_student(self.settings) else None
+
+    def ensure_anchors(self, progress: ProgressCallback | None = None) -> AnchorSet:
+        """The home's anchor set; built first when there is none (the base student asked the questions of
+        :meth:`anchors_source`, its right answers kept) and saved. :class:`LearningError` when there is nothing to
+        build it from, or when the student gets too few right (``anchors_min_check``): then nothing is saved."""
+        from filelock import FileLock
+
+        anchors = load_anchors(self.settings.home)
+        if anchors is not None and anchors.split("check"):
+            return anchors
+        # API workers and a trainer starting together: one builds, the others wait for it and read its set
+        self.settings.home.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(self.settings.home / ".anchors.lock")):
+            anchors = load_anchors(self.settings.home)
+            if anchors is not None and anchors.split("check"):
+                return anchors
+            return self._build_anchors(progress or (lambda update: None))
+
+    def _build_anchors(self, report: ProgressCallback) -> AnchorSet:
+        source = self.anchors_source()
+        if source is None:
+            raise NoAnchorSourceError(NO_ANCHOR_SOURCE)
+        rows = read_qa_file(source)[: self.settings.anchors_limit]
+        logger.info("no anchor set: asking the base student %d questions of %s", len(rows), source)
+        report({"phase": "anchors", "asking": len(rows), "source": str(source)})
+        questions = list(dict.fromkeys(row["question"] for row in rows))
+        said = ask_each(lambda q: self.student.generate(q).text, questions, concurrency=self.settings.gate_concurrency)
+        answers = dict(zip(questions, said, strict=True))
+        anchors = build_anchors(answers.__getitem__, rows, source=str(source), limit=len(rows))
+        check = len(anchors.split("check"))
+        if check < self.settings.anchors_min_check:
+            msg = (
+                f"too few anchors: the base student answered {len(anchors.anchors)} of {anchors.asked} questions of "
+                f"{source} right, {check} held out for the gate's forgetting check (anchors_min_check "
+                f"{self.settings.anchors_min_check}); set anchors_qa_file to a QA file this student knows more of"
+            )
+            raise LearningError(msg)
+        path = save_anchors(self.settings.home, anchors)
+        logger.info("anchor set built: %d anchors (%d held out) saved to %s", len(anchors.anchors), check, path)
+        report({"phase": "anchors", "anchors": len(anchors.anchors), "check": check, "asked": anchors.asked})
+        return anchors
+
     # -- a round -----------------------------------------------------------------------------------------------
 
     def _round_lock(self) -> Any:
@@ -175,10 +239,7 @@ class Learner:
 
     def _round(self, report: ProgressCallback) -> RoundOutcome:
         self.store.remove_partials()
-        anchors = load_anchors(self.settings.home)
-        if anchors is None or not anchors.split("check"):
-            msg = "no anchor set: build one with `mentee anchors build QA_FILE` (the gate's forgetting check needs it)"
-            raise LearningError(msg)
+        anchors = self.ensure_anchors(report)
         serves_with, consolidating = self.stack_plan()
         data = build_round(
             self.memory,

@@ -16,9 +16,13 @@ import os
 import shutil
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..core.errors import ModelPrepareError
 from .prompting import MANIFEST_NAME
+
+if TYPE_CHECKING:
+    from ..core.config import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +30,18 @@ EMBEDDED_STUDENT_NAME = "gemma-3-270m"
 # Gemma's special tokens (tokenizer of google/gemma-3-270m): <pad>=0, <eos>=1, <bos>=2, <end_of_turn>=106.
 GEMMA_PAD_ID, GEMMA_EOS_ID, GEMMA_BOS_ID, GEMMA_END_OF_TURN_ID = 0, 1, 2, 106
 _HASH_CHUNK = 1 << 20
+
+
+def embedded_known_questions() -> Path:
+    """The packaged QA file of questions the embedded student answers right (TriviaQA dev, Apache-2.0; see
+    ``data/README.md`` beside it): what a home's first round builds its anchor set from when it has none."""
+    return Path(__file__).with_name("data") / "gemma-3-270m-known.jsonl"
+
+
+def is_embedded_student(settings: Settings) -> bool:
+    """Whether the student is the embedded Gemma 3 270M: no ``student_model``, or the folder it is prepared in."""
+    model = settings.student_model
+    return not model or Path(model) == embedded_student_dir(settings.models_dir)
 
 
 def embedded_student_dir(models_dir: Path) -> Path:
