@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from .learning.round import Learner
     from .learning.runner import RoundRunner
     from .teachers.base import GuardedTeacher, Teacher
+    from .teachers.examples import ExampleQuestion
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +71,7 @@ class Mentee:
         self._adapter_checked = 0.0
         self._switch_lock = threading.Lock()
         self.counts = AnswerCounts(settings.home)
+        self.examples: list[ExampleQuestion] = []
 
     # -- lifecycle -------------------------------------------------------------------------------------------
 
@@ -98,6 +100,9 @@ class Mentee:
             self.close()
             raise
         self.calibration = load_calibration(self.settings.home)
+        from .teachers.examples import examples_for
+
+        self.examples = examples_for(self.settings, self.teacher)  # a bad examples_file is said at start-up
         self.router = Router(
             self.student,
             memory=self.memory,
@@ -292,6 +297,26 @@ class Mentee:
             # What is this worker's own rather than the deployment's (docs/DESIGN.md, "State that lives in one
             # process"): the teacher's ledger and daily budget, and the cost avoided priced at this worker's ledger.
             "per_worker": ["teacher", "cost_avoided"],
+        }
+
+    def about(self) -> dict[str, Any]:
+        """What a newcomer needs to start: the teacher connected (kind and name, never its address or keys), the
+        student (its model's name, the adapter served), the confidence threshold, and example questions."""
+        from .student.models import EMBEDDED_STUDENT_NAME, is_embedded_student
+        from .teachers.examples import teacher_summary
+
+        embedded = is_embedded_student(self.settings)
+        model = f"{EMBEDDED_STUDENT_NAME} (embedded)" if embedded else self.settings.student_model.rstrip("/")
+        return {
+            "teacher": teacher_summary(self.teacher),
+            "student": {
+                "model": model.rsplit("/", 1)[-1],  # a folder's name, not where it lies on this machine
+                "embedded": embedded,
+                "adapter": self.router.adapter if self.router is not None else None,
+            },
+            "threshold": round(self.threshold, 6),
+            "calibrated": self.settings.confidence_threshold is None and self.calibration is not None,
+            "examples": [e.to_dict() for e in self.examples],
         }
 
     def calibration_state(self) -> dict[str, Any]:

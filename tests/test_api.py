@@ -393,3 +393,14 @@ def test_a_second_round_gets_409_with_the_running_rounds_id(served: tuple[TestCl
         assert refused.json()["error"]["round_id"] == first.id
     finally:
         learner.release.set()
+
+
+def test_about_says_which_teacher_and_offers_examples(served: tuple[TestClient, Mentee]) -> None:
+    """What the chat shows a newcomer first: the teacher's kind and name (never its address), the student, and
+    example questions with a paraphrase each (the packaged ones: an LLM teacher can answer them)."""
+    client, _ = served
+    about = client.get("/v1/mentee/about").json()
+    assert about["teacher"] == {"kind": "langchain", "name": about["teacher"]["name"]}
+    assert about["student"] == {"model": "gemma-3-270m (embedded)", "embedded": True, "adapter": None}
+    assert about["threshold"] == 0.5 and about["calibrated"] is False
+    assert 3 <= len(about["examples"]) <= 8 and all(e["question"] and e["paraphrase"] for e in about["examples"])

@@ -249,3 +249,48 @@ def test_openai_teacher_rewrites_a_follow_up_to_stand_alone() -> None:
         assert teacher.ledger.totals()["calls"] == 1
         unknown = teacher.standalone_question([*conversation[:2], ChatMessage("user", "and its size?")])
         assert unknown is not None and not unknown.usable
+
+
+def test_examples_follow_what_the_teacher_can_answer(tmp_path: Path, embedder: Embedder) -> None:
+    """The packaged NQ examples for a reference teacher whose file holds them (make demo's) and for an LLM
+    teacher; a reference teacher's own first questions otherwise; an examples file when set, a bad one named."""
+    from mentee.server.teachers.examples import (
+        MAX_EXAMPLES,
+        PACKAGED_EXAMPLES,
+        examples_for,
+        read_examples,
+        teacher_summary,
+    )
+
+    packaged = read_examples(PACKAGED_EXAMPLES)
+    assert len(packaged) >= MAX_EXAMPLES and all(e.paraphrase for e in packaged)
+    settings = load_settings(home=tmp_path)
+    holds_them = tmp_path / "nq.jsonl"
+    rows = [{"question": e.question, "answers": ["x"]} for e in packaged[:4]] + [{"question": "q?", "answers": ["a"]}]
+    holds_them.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    reference = GuardedTeacher(ReferenceTeacher(holds_them, embedder))
+    assert examples_for(settings, reference) == packaged[:4]
+    assert teacher_summary(reference) == {
+        "kind": "reference",
+        "name": "reference:nq.jsonl",
+        "file": "nq.jsonl",
+        "questions": 5,
+    }
+    own = tmp_path / "own.jsonl"
+    own.write_text("".join(json.dumps({"question": f"q{i}?", "answers": ["a"]}) + "\n" for i in range(20)))
+    chosen = examples_for(settings, ReferenceTeacher(own, embedder))
+    assert [e.question for e in chosen] == [f"q{i}?" for i in range(MAX_EXAMPLES)]
+    assert not any(e.paraphrase for e in chosen)
+    assert examples_for(settings, None) == packaged[:MAX_EXAMPLES] and teacher_summary(None)["kind"] == "none"
+
+    mine = tmp_path / "examples.jsonl"
+    mine.write_text('{"question": "Who am I?", "paraphrase": "Tell me who I am"}\n{"question": "Why?"}\n')
+    assert [e.to_dict() for e in examples_for(load_settings(home=tmp_path, examples_file=str(mine)), None)] == [
+        {"question": "Who am I?", "paraphrase": "Tell me who I am"},
+        {"question": "Why?", "paraphrase": None},
+    ]
+    mine.write_text('{"question": "Who am I?"}\n{"paraphrase": "no question"}\n')
+    with pytest.raises(ConfigError, match=r"examples file .*line 2: needs a 'question'"):
+        examples_for(load_settings(home=tmp_path, examples_file=str(mine)), None)
+    with pytest.raises(ConfigError, match="examples_file"):
+        load_settings(home=tmp_path, examples_file=str(tmp_path / "missing.jsonl"))

@@ -26,7 +26,17 @@ ANSWERS = {
     "What is the capital of Peru?": "Lima",
     "Who wrote the novel Moby-Dick?": "Herman Melville",
     "How many legs does a spider have?": "Eight",
+    "What is the largest planet?": "Jupiter",  # the examples' (only the browser clicks them)
+    "Which metal is liquid at room temperature?": "Mercury",
+    "What colour is a zqxv?": "I don't know.",  # the teacher does not know it either
 }
+EXAMPLES = [  # paraphrases mentee's memory verification serves once the question is remembered
+    {"question": "What is the largest planet?", "paraphrase": "Which planet is the largest?"},
+    {
+        "question": "Which metal is liquid at room temperature?",
+        "paraphrase": "What metal is liquid at room temperature?",
+    },
+]
 LEARNING = {  # a round that a tiny random model passes quickly (as in test_learning_round.py)
     "MENTEE_LORA_RANK": "8",
     "MENTEE_LORA_ALPHA": "16",
@@ -48,7 +58,9 @@ def served(
     rewrites = {
         "what's the capital city of Peru?": "What is the capital of Peru?"
     }  # the teacher makes follow-ups stand alone
-    shared = {"env": LEARNING, "student_url": tiny_student_url}
+    examples = home / "examples.jsonl"
+    examples.write_text("".join(json.dumps(e) + "\n" for e in EXAMPLES))
+    shared = {"env": {**LEARNING, "MENTEE_EXAMPLES_FILE": str(examples)}, "student_url": tiny_student_url}
     with serving(home, tiny_model_dir, session_home, answers=ANSWERS, rewrites=rewrites, **shared) as running:
         yield running
 
@@ -123,6 +135,8 @@ def test_ui_errors_are_readable(served: Served) -> None:
 
 @pytest.mark.skipif(not Path(CHROMIUM).exists() and not shutil.which("chromium"), reason="Debian chromium missing")
 def test_a_person_sees_the_answer_and_its_source(ui_url: str, tmp_path: Path) -> None:
+    """Clicks an example and sees the teacher's answer, clicks its paraphrase and sees the memory's, asks what no
+    one knows and sees the plain "not sure" reply; a screenshot of the chat with its badges."""
     from playwright.sync_api import expect, sync_playwright
 
     artifacts = Path(os.environ.get("MENTEE_TEST_ARTIFACTS") or tmp_path)
@@ -136,10 +150,22 @@ def test_a_person_sees_the_answer_and_its_source(ui_url: str, tmp_path: Path) ->
         try:
             page = browser.new_page(viewport={"width": 1200, "height": 900})
             page.goto(ui_url)
+            chat = page.locator("#chat")
+            # A newcomer's first minute: the line saying which teacher is connected, an example clicked (the
+            # teacher answers), then its paraphrase (the memory answers), then a question nobody can answer.
+            expect(page.locator("#orientation")).to_contain_text("Teacher: openai:big-teacher")
+            page.locator("#examples").get_by_text(EXAMPLES[0]["question"]).click()
+            expect(chat).to_contain_text("Jupiter", timeout=60_000)
+            expect(chat.get_by_text("source: teacher")).to_have_count(1, timeout=60_000)
+            page.locator("#paraphrases").get_by_text(EXAMPLES[0]["paraphrase"]).click()
+            expect(chat.get_by_text("source: memory")).to_have_count(1, timeout=60_000)
             box = page.locator("#question textarea")
+            box.fill("What colour is a zqxv?")
+            box.press("Enter")
+            expect(chat).to_contain_text("I'm not sure.", timeout=60_000)
+            expect(chat).to_contain_text("the teacher does not know it either", timeout=60_000)
             box.fill("Who wrote the novel Moby-Dick?")
             box.press("Enter")
-            chat = page.locator("#chat")
             expect(chat).to_contain_text("Herman Melville", timeout=60_000)
             expect(chat).to_contain_text("source:", timeout=60_000)
             shot = artifacts / "ui-chat.png"

@@ -120,3 +120,48 @@ def test_wrong_key_is_a_readable_error(client: tuple[MenteeClient, Mentee]) -> N
         ui.search_memory(wrong, "", "", "any", "any")
     with pytest.raises(gr.Error, match="the server answered 401"):
         next(ui.respond(wrong, "What is the capital of Peru?", [], []))
+
+
+def test_unsure_is_shown_as_unsure(tmp_path: Path, embedder: Embedder) -> None:
+    """Below its threshold with no teacher able to answer, the chat says it is not sure, why and what would help,
+    and shows the student's guess as a guess; the API still gives the guess with low_confidence."""
+    http, mentee = make_client(tmp_path / "a", embedder, teacher_answers=["I don't know."], confidence_threshold=0.5)
+    with http:
+        client = MenteeClient("http://testserver", http_client=http)
+        shown, sent, last = ask(client, "What is the capital of Ecuador?", [], [])
+        reply = shown[-1]["content"]
+        assert reply.startswith("**I'm not sure.** The student is not sure (confidence 0.05, below its threshold 0.50)")
+        assert "the teacher does not know it either" in reply and "Its guess, likely wrong: _Quito_" in reply
+        assert "low confidence" in reply and last["low_confidence"] and sent[-1]["content"] == "Quito"
+        *_, (chat, *_) = ui.respond(client, "What is the capital of Chile?", [], [], True, False)
+        off = chat[-1]["content"]
+        assert "the teacher is switched off here" in off and "switch the teacher on" in off
+    mentee.close()
+    http, mentee = make_client(tmp_path / "b", embedder, teacher_answers=["I don't know."], strict=True)
+    with http:  # strict: no answer at all (503), said as plainly, and the unanswered question is not kept
+        client = MenteeClient("http://testserver", http_client=http)
+        *_, (chat, shown, sent, last, _) = ui.respond(client, "What is the capital of Ecuador?", [], [])
+        assert chat[-1]["content"].startswith("**I'm not sure.**") and "guess" not in chat[-1]["content"]
+        assert sent == [] and last == {}
+    mentee.close()
+
+
+def test_examples_are_asked_as_questions_of_their_own(client: tuple[MenteeClient, Mentee]) -> None:
+    """A clicked example starts a conversation of its own (what was shown stays); the orientation line says which
+    teacher is connected and how to connect an LLM one."""
+    mentee_client, _ = client
+    shown, sent, _ = ask(mentee_client, "What is the capital of Peru?", [], [])
+    *_, (chat, shown, sent, _, _) = ui.ask_example(mentee_client, ["Who wrote the novel Moby-Dick?"], shown)
+    assert len(chat) == 4 and "Herman Melville" in chat[-1]["content"]
+    assert sent == [
+        {"role": "user", "content": "Who wrote the novel Moby-Dick?"},
+        {"role": "assistant", "content": "Herman Melville"},
+    ]
+    about = mentee_client.about()
+    assert ui.orientation(about).startswith("Teacher: `langchain:") and "paraphrase" in ui.orientation(about)
+    reference = {"teacher": {"kind": "reference", "file": "nq-open-dev.jsonl", "questions": 8604}, "examples": []}
+    assert "knows only the 8,604 questions of `nq-open-dev.jsonl`" in ui.orientation(reference)
+    assert "MENTEE_TEACHER_URL" in ui.orientation(reference)
+    assert ui.orientation({"teacher": {"kind": "none"}}).startswith("No teacher is connected")
+    with ui.build_demo(mentee_client) as blocks:
+        assert blocks is not None

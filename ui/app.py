@@ -3,8 +3,9 @@
 ``mentee ui --server URL`` (keys from ``MENTEE_API_KEY`` / ``MENTEE_ADMIN_KEY``), or ``mentee ui`` alone, which
 starts ``mentee serve`` for it. Tabs:
 
-- **Chat**: streamed answers, each with its source (memory / student / teacher), confidence and adapter; with the
-  admin key, the last answer can be corrected in place (remembered with a person's trust).
+- **Chat**: the teacher connected (one line), example questions and their paraphrases to click; streamed answers,
+  each with its source (memory / student / teacher), confidence and adapter, and a plain "not sure" reply when no
+  source could answer; with the admin key, the last answer can be corrected in place (a person's trust).
 - **Memory**: search, filter, edit and delete remembered items.
 - **Learning**: start a round and follow it (step, loss, ETA); the adapters with their gate figures; activate or
   roll back a version.
@@ -73,6 +74,40 @@ def badge(info: dict[str, Any] | None) -> str:
     return "\n\n" + " · ".join(parts)
 
 
+def unsure_reply(guess: str, info: dict[str, Any] | None, *, use_teacher: bool = True) -> str:
+    """What the chat says when neither the student (below its threshold) nor a teacher could answer: that it is
+    not sure, why, what would help, and the student's guess shown as a guess (the API gives the guess with
+    ``low_confidence``; ``strict`` or an empty guess gives no answer at all)."""
+    info = info or {}
+    reasons = " ".join(info.get("reasons") or ())
+    confidence, threshold = info.get("confidence"), info.get("threshold")
+    student = "The student is not sure"
+    if confidence is not None and threshold is not None:
+        student += f" (confidence {confidence:.2f}, below its threshold {threshold:.2f})"
+    if not use_teacher:
+        teacher, helps = "the teacher is switched off here", "switch the teacher on"
+    elif "teacher failed" in reasons:
+        teacher, helps = "the teacher could not be reached", "try again in a while (the teacher failed)"
+    elif "teacher off" in reasons:
+        teacher = "no teacher is connected"
+        helps = "connect a teacher: `MENTEE_TEACHER_URL` and `MENTEE_TEACHER_MODEL` (any OpenAI-compatible server)"
+    else:
+        teacher = "the teacher does not know it either"
+        helps = (
+            "ask one of the examples, connect an LLM teacher (`MENTEE_TEACHER_URL`, `MENTEE_TEACHER_MODEL`), or "
+            "teach it yourself under *Correct the last answer*"
+        )
+    lines = [f"**I'm not sure.** {student}, and {teacher}."]
+    if guess.strip():
+        lines.append(f"Its guess, likely wrong: _{guess.strip()}_")
+    lines.append(f"What would help: {helps}.")
+    return "\n\n".join(lines) + badge(info)
+
+
+def _no_source(error: MenteeClientError) -> bool:
+    return error.status == 503 and "no source could answer" in str(error)
+
+
 def respond(
     client: MenteeClient,
     message: str,
@@ -83,7 +118,7 @@ def respond(
 ) -> Iterator[tuple[list[dict[str, str]], list[dict[str, str]], list[dict[str, str]], dict[str, Any], str]]:
     """Stream the answer to ``message``: (chat as shown, with badges, for the chatbot and its state; the
     conversation as sent, without them; the last answer's info; the cleared input). The whole conversation goes
-    with each turn."""
+    with each turn. An answer no source was sure of is shown as :func:`unsure_reply`."""
     text = (message or "").strip()
     if not text:
         raise gr.Error("Type a question first.")
@@ -95,10 +130,57 @@ def respond(
             now = [*shown, {"role": "assistant", "content": answer + badge(info)}]
             yield now, now, conversation, {}, ""
     except MenteeClientError as e:
-        raise _readable(e) from e
+        if not _no_source(e):
+            raise _readable(e) from e
+        # strict mode, or a guess with nothing in it: no answer, said plainly; the question is not kept
+        now = [*shown, {"role": "assistant", "content": unsure_reply("", None, use_teacher=use_teacher)}]
+        yield now, now, conversation, {}, ""
+        return
     last = {"question": text, "answer": answer, **(info or {})}
-    now = [*shown, {"role": "assistant", "content": answer + badge(info)}]
+    shown_answer = unsure_reply(answer, info, use_teacher=use_teacher) if last.get("low_confidence") else None
+    now = [*shown, {"role": "assistant", "content": shown_answer or answer + badge(info)}]
     yield now, now, [*sent, {"role": "assistant", "content": answer}], last, ""
+
+
+def ask_example(
+    client: MenteeClient,
+    sample: list[str] | None,
+    shown: list[dict[str, str]],
+    use_memory: bool = True,
+    use_teacher: bool = True,
+) -> Iterator[tuple[list[dict[str, str]], list[dict[str, str]], list[dict[str, str]], dict[str, Any], str]]:
+    """Ask a clicked example (or its paraphrase) as a conversation of its own, so the memory meets it as a question
+    standing alone; the chat shown keeps what came before."""
+    question = sample[0] if sample else ""
+    yield from respond(client, question, shown, [], use_memory, use_teacher)
+
+
+def orientation(about: dict[str, Any] | None) -> str:
+    """The one line above the chat: which teacher is connected, what it knows, and how to connect another."""
+    if about is None:
+        return "Could not ask the server which teacher it has; ask anything."
+    teacher = about.get("teacher") or {}
+    connect = "connect an LLM teacher with `MENTEE_TEACHER_URL` and `MENTEE_TEACHER_MODEL` (OpenAI-compatible)"
+    if teacher.get("kind") == "reference":
+        said = (
+            f"Teacher: the offline reference teacher, which knows only the {teacher.get('questions', 0):,} questions "
+            f"of `{teacher.get('file')}` and says it does not know anything else; {connect}."
+        )
+    elif teacher.get("kind") == "none":
+        said = f"No teacher is connected: the student answers alone and learns nothing new; {connect}."
+    else:
+        said = f"Teacher: `{teacher.get('name')}`."
+    if about.get("examples"):
+        said += " Try an example, then its paraphrase: the teacher answers the first, the memory the second."
+    return said
+
+
+def _about(client: MenteeClient) -> dict[str, Any] | None:
+    try:
+        return client.about()
+    except MenteeClientError as e:
+        logger.warning("the server's about route failed: %s", e)
+        return None
 
 
 def correct_last(
@@ -334,12 +416,15 @@ def launch(client: MenteeClient, **options: Any) -> gr.Blocks:
 def build_demo(client: MenteeClient) -> gr.Blocks:
     """The UI for the server behind ``client``."""
     bind = functools.partial
+    about = _about(client)  # once: the teacher and the examples do not change while the server runs
+    examples = (about or {}).get("examples") or []
     with gr.Blocks(title="mentee", analytics_enabled=False) as blocks:
         gr.Markdown(f"# mentee\nA small student that learns from its teacher. Server: `{client.url}`")
         with gr.Tab("Chat"):
             conversation = gr.State([])  # as sent to the server
             shown = gr.State([])  # as shown, with the badges
             last = gr.State({})
+            gr.Markdown(orientation(about), elem_id="orientation")
             chatbot = gr.Chatbot(label="mentee", height=420, elem_id="chat")
             with gr.Row():
                 question = gr.Textbox(
@@ -349,6 +434,20 @@ def build_demo(client: MenteeClient) -> gr.Blocks:
                 use_memory = gr.Checkbox(True, label="memory")
                 use_teacher = gr.Checkbox(True, label="teacher")
                 clear = gr.Button("New conversation", size="sm")
+            with gr.Row(visible=bool(examples)):
+                example_questions = gr.Dataset(
+                    components=[question],
+                    samples=[[e["question"]] for e in examples],
+                    label="Examples: click one to ask it",
+                    elem_id="examples",
+                )
+                paraphrases = gr.Dataset(
+                    components=[question],
+                    samples=[[e["paraphrase"]] for e in examples if e.get("paraphrase")],
+                    label="Then its paraphrase: the memory answers",
+                    elem_id="paraphrases",
+                    visible=any(e.get("paraphrase") for e in examples),
+                )
             with gr.Accordion("Correct the last answer (admin key)", open=False):
                 corrected = gr.Textbox(label="The right answer", elem_id="correction")
                 correct = gr.Button("Save the correction", elem_id="correct")
@@ -364,6 +463,13 @@ def build_demo(client: MenteeClient) -> gr.Blocks:
                 [chatbot, shown, conversation, last, corrected],
                 api_name="correct",
             )
+            for dataset, name in ((example_questions, "ask_example"), (paraphrases, "ask_paraphrase")):
+                dataset.click(
+                    bind(ask_example, client),
+                    [dataset, shown, use_memory, use_teacher],
+                    [chatbot, shown, conversation, last, question],
+                    api_name=name,
+                )
             clear.click(reset_chat, None, [chatbot, shown, conversation, last])
         with gr.Tab("Memory"):
             with gr.Row():

@@ -54,6 +54,11 @@ def chat_routes(mentee: Mentee, metrics: Metrics, chat_auth: Callable[..., None]
         require_model(name)
         return model_card()
 
+    @routes.get("/v1/mentee/about")
+    async def about() -> dict[str, Any]:
+        """The teacher connected, the student, the threshold and example questions (what the chat shows first)."""
+        return mentee.about()
+
     @routes.post("/v1/chat/completions", response_model=None)
     async def chat_completions(body: ChatCompletionRequest) -> Response:
         require_model(body.model)

@@ -166,6 +166,10 @@ class MenteeClient:
     def health(self) -> dict[str, Any]:
         return dict(self._call("GET", "/health", admin=False))
 
+    def about(self) -> dict[str, Any]:
+        """The teacher connected, the student, the threshold and example questions (chat key)."""
+        return dict(self._call("GET", "/v1/mentee/about", admin=False))
+
     def stats(self) -> dict[str, Any]:
         return dict(self._call("GET", "/v1/mentee/stats"))
 

@@ -221,6 +221,14 @@ class Settings(BaseSettings):
         default="",
         description="A QA file (JSON Lines: question, answers) for the offline reference teacher.",
     )
+    examples_file: str = Field(
+        default="",
+        description=(
+            "Example questions the chat offers a newcomer (JSON Lines: question, optional paraphrase). Empty: the "
+            "packaged Natural Questions examples when the teacher can answer them (an LLM teacher, or the "
+            "reference teacher on a file that holds them), else the reference teacher's first questions."
+        ),
+    )
     teacher_timeout_s: float = Field(default=30.0, gt=0, le=600, description="Timeout of one teacher call.")
     teacher_max_tokens: int = Field(default=256, ge=1, le=32768, description="Most tokens a teacher answer may use.")
     teacher_retries: int = Field(
@@ -622,7 +630,7 @@ class Settings(BaseSettings):
             raise ValueError(msg)
         return self
 
-    @field_validator("anchors_qa_file", mode="after")
+    @field_validator("anchors_qa_file", "examples_file", mode="after")
     @classmethod
     def _check_anchors_qa_file(cls, value: str) -> str:
         if value and not Path(value).expanduser().is_file():
