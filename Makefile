@@ -7,7 +7,7 @@ UI_ARGS ?=
 PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.mentee-installed
 
-.PHONY: install demo test test-fast lint clean
+.PHONY: install demo guided screenshots test test-fast lint clean
 
 install: $(STAMP)
 
@@ -17,6 +17,15 @@ $(STAMP): pyproject.toml scripts/install.sh
 
 demo: install
 	MENTEE_TEACHER_QA_FILE="$${MENTEE_TEACHER_QA_FILE:-$(CURDIR)/data/nq-open-dev.jsonl}" $(VENV)/bin/mentee ui $(UI_ARGS)
+
+# The guided "watch it learn" run in the terminal (its own `mentee serve` unless GUIDED_ARGS="--server URL").
+GUIDED_ARGS ?=
+guided: install
+	MENTEE_TEACHER_QA_FILE="$${MENTEE_TEACHER_QA_FILE:-$(CURDIR)/data/nq-open-dev.jsonl}" $(VENV)/bin/mentee demo $(GUIDED_ARGS)
+
+# The README's pictures, as the browser test takes them (tiny student; commit them when they change).
+screenshots: install
+	MENTEE_TEST_ARTIFACTS=$(CURDIR)/docs/screenshots $(PYTHON) -m pytest -q tests/test_ui.py
 
 # `make test` runs three tiers, each its own pytest run, so a broken commit fails in minutes: the fast tests first
 # (stopping at the first failure), then those on the tiny student (one shared vLLM, trainers, browsers), then the

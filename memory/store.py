@@ -128,6 +128,16 @@ class Memory:
             max_question_chars=settings.question_max_chars,
         )
 
+    def in_namespace(self, namespace: str) -> Memory:
+        """This memory with another namespace as its own (the same store, embedder, locks and pending counts): for
+        a part that must keep to its items only, e.g. the guided run's."""
+        import copy
+
+        view = copy.copy(self)
+        view.namespace = check_namespace(namespace)
+        view.collection_name = view._collection(view.namespace).name
+        return view
+
     # -- writing ---------------------------------------------------------------------------------------------
 
     def remember(
@@ -288,6 +298,17 @@ class Memory:
             self._served_pending.pop((check_namespace(namespace or self.namespace), record_id_), None)
             self._call(self._collection(namespace).delete, ids=[record_id_])
             return True
+
+    def clear(self, *, namespace: str | None = None) -> int:
+        """Delete every record of the namespace; the number deleted."""
+        with self._write_lock:
+            ids = [r.id for r in self._iter(namespace=namespace)]
+            for start in range(0, len(ids), _PAGE):
+                self._call(self._collection(namespace).delete, ids=ids[start : start + _PAGE])
+            pending = check_namespace(namespace or self.namespace)
+            for key in [k for k in self._served_pending if k[0] == pending]:
+                self._served_pending.pop(key, None)
+            return len(ids)
 
     def expire(self, *, namespace: str | None = None) -> int:
         """Delete every record whose expiry has passed; the number deleted."""

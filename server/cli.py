@@ -371,6 +371,58 @@ def ui_command(
         launch(client, server_name=host, server_port=port, inbrowser=open_browser, auth=auth, quiet=True)
 
 
+@app.command("demo")
+def demo_command(
+    ctx: typer.Context,
+    server: Annotated[
+        str | None,
+        typer.Option(
+            "--server",
+            help="URL of a running mentee server (its admin key: MENTEE_ADMIN_KEY). Default: start one here.",
+            show_default=False,
+        ),
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=50, help="Example questions to teach.")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the run as JSON.")] = False,
+) -> None:
+    """Watch it learn: examples answered by the teacher, their paraphrases by the memory, a learning round, then
+    the student alone, before and after (the guided run's own memory: yours is untouched)."""
+    from tqdm import tqdm
+
+    from .clients.guided import TABLE_COLUMNS, GuidedRun
+    from .clients.http import MenteeClient
+    from .clients.local_server import serving_here
+
+    settings = _settings(ctx)
+    options: _Options = ctx.obj
+    with contextlib.ExitStack() as stack:
+        url = server or stack.enter_context(serving_here(settings, config_file=options.config_file, say=_say))
+        client = MenteeClient.for_settings(url, settings)
+        stack.callback(client.close)
+        bar = stack.enter_context(tqdm(total=0, desc="round", unit="step", file=sys.stderr, disable=as_json))
+
+        def show_round(job: dict[str, Any]) -> None:
+            progress = job.get("progress") or {}
+            if progress.get("total_steps"):
+                bar.total = progress["total_steps"]
+                bar.n = progress.get("step", 0)
+            bar.set_postfix_str(f"{job.get('state')}, {progress.get('phase', '-')}", refresh=True)
+
+        result = GuidedRun(client, limit=limit, on_event=_say, on_round=show_round).run()
+    if as_json:
+        typer.echo(json.dumps(result.to_dict()))
+        return
+    widths = [max(len(TABLE_COLUMNS[i]), *(min(len(row[i]), 40) for row in result.table())) for i in range(5)]
+    for row in [TABLE_COLUMNS, *result.table()]:
+        typer.echo("  ".join(cell[:40].ljust(width) for cell, width in zip(row, widths, strict=True)))
+    job = result.round
+    typer.echo(
+        f"round {job.get('state')} (adapter {job.get('adapter')}, {job.get('seconds')} s); the student alone: "
+        f"{result.right_before} of {len(result.rows)} right before, {result.right_after} after; "
+        f"whole run {sum(result.seconds.values()):.0f} s"
+    )
+
+
 @anchors_app.command("build")
 def anchors_build(
     ctx: typer.Context,

@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 UNCALIBRATED_THRESHOLD = 0.5
+GUIDED_SUFFIX = ".guided"  # the guided run's memory namespace: the deployment's with this appended
+GUIDED_PREFIX_CHARS = 64 - len(GUIDED_SUFFIX)  # namespaces are at most 64 characters
 
 
 class Mentee:
@@ -72,6 +74,8 @@ class Mentee:
         self._switch_lock = threading.Lock()
         self.counts = AnswerCounts(settings.home)
         self.examples: list[ExampleQuestion] = []
+        self._guided: Router | None = None
+        self._guided_learner: Learner | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------------------
 
@@ -103,20 +107,7 @@ class Mentee:
         from .teachers.examples import examples_for
 
         self.examples = examples_for(self.settings, self.teacher)  # a bad examples_file is said at start-up
-        self.router = Router(
-            self.student,
-            memory=self.memory,
-            teacher=self.teacher,
-            threshold=self.threshold,
-            adapter=self.adapter,
-            strict=self.settings.strict,
-            context_items=self.settings.teacher_context_items,
-            context_distance=self.settings.teacher_context_distance,
-            adapter_scope=self.settings.adapter_scope,
-            adapter_scope_distance=self.settings.adapter_scope_distance,
-            max_question_chars=self.settings.question_max_chars,
-            reask_alone=self.settings.teacher_reask_alone,
-        )
+        self.router = self._router(self.memory)
         if self.teacher is None:
             logger.warning("no teacher is configured: the student answers what the memory cannot")
         if hasattr(self.student, "load_adapter"):
@@ -130,11 +121,27 @@ class Mentee:
                 self.follow_active_adapter(force=True)  # after a restart, the active version is served again
         return self
 
+    def _router(self, memory: Memory | None) -> Router:
+        return Router(
+            self.student,  # type: ignore[arg-type]
+            memory=memory,
+            teacher=self.teacher,
+            threshold=self.threshold,
+            adapter=self.adapter,
+            strict=self.settings.strict,
+            context_items=self.settings.teacher_context_items,
+            context_distance=self.settings.teacher_context_distance,
+            adapter_scope=self.settings.adapter_scope,
+            adapter_scope_distance=self.settings.adapter_scope_distance,
+            max_question_chars=self.settings.question_max_chars,
+            reask_alone=self.settings.teacher_reask_alone,
+        )
+
     def close(self) -> None:
         """Close what :meth:`start` opened (the memory's pending counts are written; mentee's vLLM is stopped)."""
         if self.router is not None:
             self.counts.share(force=True)
-        self.router = None
+        self.router = self._guided = None
         if self._rounds is not None:
             self._rounds.stop()
         while self._owned:
@@ -171,8 +178,9 @@ class Mentee:
             msg = "mentee is not started: call start() or use it in a with-block"
             raise MenteeError(msg)
         self.follow_active_adapter()
+        router = self.guided_router if switches is not None and switches.guided else self.router
         try:
-            routed = self.router.answer(messages, switches)
+            routed = router.answer(messages, switches)
         except MenteeError:
             self.counts.failed()
             raise
@@ -210,7 +218,9 @@ class Mentee:
 
             self.learner  # noqa: B018 - fails early, with the reason, where learning is impossible
             assert self.memory is not None
-            self._rounds = RoundRunner(lambda: self.learner, self.settings, self.memory)
+            self._rounds = RoundRunner(
+                lambda: self.learner, self.settings, self.memory, guided=lambda: self.guided_learner
+            )
         return self._rounds
 
     def follow_active_adapter(self, *, force: bool = False) -> None:
@@ -237,24 +247,87 @@ class Mentee:
                 switch=self._switch,
             )
 
+    def _routers(self) -> list[Router]:
+        return [r for r in (self.router, self._guided) if r is not None]
+
     def _student_restarted(self) -> None:
         """A restarted vLLM has lost its LoRA adapters: the base model answers until the active one is loaded."""
-        if self.router is not None:
-            self.router.use_adapter(None)
+        for router in self._routers():
+            router.use_adapter(None)
         self.follow_active_adapter(force=True)
 
     def _calibrated(self, calibration: Calibration) -> None:
         self.calibration = calibration
-        if self.router is not None:
-            self.router.use_threshold(self.threshold)
-            logger.info("re-calibrated for %s: threshold %.4f", calibration.adapter, self.router.threshold)
+        for router in self._routers():
+            router.use_threshold(self.threshold)
+        logger.info("re-calibrated for %s: threshold %.4f", calibration.adapter, self.threshold)
 
     def _switch(self, adapter: AdapterVersion | None) -> None:
-        if self.router is not None:
+        for router in self._routers():
             if adapter is None:
-                self.router.use_adapter(None)
+                router.use_adapter(None)
             else:
-                self.router.use_adapter(adapter.served_name, beside=adapter.beside)
+                router.use_adapter(adapter.served_name, beside=adapter.beside)
+
+    # -- the guided run ----------------------------------------------------------------------------------------
+
+    @property
+    def guided_memory(self) -> Memory:
+        """The guided run's own memory: a namespace beside the deployment's, so its questions never mix with
+        the users' (cleared at the start of each run)."""
+        if self.memory is None:
+            msg = "the guided run needs the memory"
+            raise MenteeError(msg)
+        return self.memory.in_namespace(f"{self.settings.memory_namespace[:GUIDED_PREFIX_CHARS]}{GUIDED_SUFFIX}")
+
+    @property
+    def guided_router(self) -> Router:
+        """Routes the guided run's questions as :attr:`router` routes the users', over :attr:`guided_memory`."""
+        if self.router is None:
+            msg = "mentee is not started: call start() or use it in a with-block"
+            raise MenteeError(msg)
+        if self._guided is None:
+            guided = self._router(self.guided_memory)
+            adapter, beside = self.router.serving
+            guided.use_adapter(adapter, beside=beside)
+            self._guided = guided
+        return self._guided
+
+    @property
+    def guided_learner(self) -> Learner:
+        """Rounds over the guided run's items only. Its adapter is served like any round's (active, beside the
+        earlier ones), so only ``train_recipe`` "stack" keeps the users' adapters as they are, and only while the
+        stack has room: otherwise :class:`MenteeError` (a consolidation would fold the users' items out)."""
+        learner = self.learner
+        if self.settings.train_recipe != "stack":
+            msg = (
+                f"the guided run needs train_recipe 'stack' (this deployment's is {self.settings.train_recipe!r}): "
+                "its round would replace the adapter your memory's items were learned by"
+            )
+            raise MenteeError(msg)
+        if learner.stack_plan()[1]:
+            msg = (
+                f"the adapter stack is full ({self.settings.train_stack_max}): the next round on your own memory "
+                "consolidates it; run one before the guided run"
+            )
+            raise MenteeError(msg)
+        if self._guided_learner is None:
+            from .learning.round import Learner
+
+            self._guided_learner = Learner(
+                self.settings,
+                student=learner.student,
+                memory=self.guided_memory,
+                store=learner.store,
+                teacher=self.guarded_teacher,
+                on_switch=self._switch,
+                on_calibrated=self._calibrated,
+            )
+        return self._guided_learner
+
+    def clear_guided(self) -> int:
+        """Forget the guided run's items (its memory only); how many there were."""
+        return self.guided_memory.clear()
 
     # -- state -----------------------------------------------------------------------------------------------
 

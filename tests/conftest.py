@@ -58,9 +58,10 @@ _TORCH_CACHE = pytest.StashKey[str]()
 
 @pytest.fixture(autouse=True)
 def _isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Every test gets its own mentee home and no MENTEE_* settings from the caller's shell."""
+    """Every test gets its own mentee home and no MENTEE_* settings from the caller's shell (MENTEE_TEST_* are
+    the test run's own options, e.g. where the browser test puts its screenshots)."""
     for name in list(os.environ):
-        if name.startswith("MENTEE_"):
+        if name.startswith("MENTEE_") and not name.startswith("MENTEE_TEST_"):
             monkeypatch.delenv(name)
     home = tmp_path / "mentee-home"
     monkeypatch.setenv("MENTEE_HOME", str(home))

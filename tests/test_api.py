@@ -404,3 +404,30 @@ def test_about_says_which_teacher_and_offers_examples(served: tuple[TestClient, 
     assert about["student"] == {"model": "gemma-3-270m (embedded)", "embedded": True, "adapter": None}
     assert about["threshold"] == 0.5 and about["calibrated"] is False
     assert 3 <= len(about["examples"]) <= 8 and all(e["question"] and e["paraphrase"] for e in about["examples"])
+
+
+def test_the_guided_run_keeps_to_its_own_memory_behind_the_admin_key(tmp_path: Path, embedder: Embedder) -> None:
+    """A guided-run turn needs the admin key, remembers into the guided memory only, and its reset forgets only
+    that; without a vLLM student its round is unavailable (503), as any round."""
+    http, mentee = make_client(tmp_path, embedder, confidence_threshold=0.5, api_key=API_KEY, admin_key=ADMIN_KEY)
+    question = {"model": "mentee", "messages": [{"role": "user", "content": "What is the capital of Peru?"}]}
+    guided = {**question, "mentee": {"guided": True}}
+    chat_key, admin_key = {"Authorization": f"Bearer {API_KEY}"}, {"Authorization": f"Bearer {ADMIN_KEY}"}
+    with http:
+        refused = http.post("/v1/chat/completions", json=guided, headers=chat_key)
+        assert refused.status_code == 403 and refused.json()["error"]["code"] == "not_admin"
+        answered = http.post("/v1/chat/completions", json=guided, headers=admin_key).json()
+        assert answered["mentee"]["source"] == "teacher"
+        assert mentee.memory is not None and mentee.memory.count() == 0  # the users' memory: untouched
+        assert mentee.guided_memory.count() == 1
+        again = http.post("/v1/chat/completions", json=guided, headers=admin_key).json()
+        assert again["mentee"]["source"] == "memory"
+        users = http.post("/v1/chat/completions", json=question, headers=chat_key).json()
+        assert users["mentee"]["source"] == "teacher"  # the guided item does not answer a user
+        assert http.delete("/v1/mentee/guided/memory", headers=admin_key).json() == {"deleted": 1}
+        assert mentee.guided_memory.count() == 0 and mentee.memory.count() == 1
+        train = http.post("/v1/mentee/train", json={"guided": True}, headers=admin_key)
+        assert train.status_code == 503 and "vLLM student" in train.json()["error"]["message"]
+        bad = http.post("/v1/mentee/train", json={"guided": True, "rounds": 2}, headers=admin_key)
+        assert bad.status_code == 422 and "rounds" in bad.text
+    mentee.close()

@@ -121,6 +121,25 @@ def test_chat_turn_correction_and_a_learning_round(ui_url: str, served: Served) 
     assert [version, verdict] in [row[:2] for row in rows]
 
 
+def test_the_guided_run_completes_and_leaves_the_users_memory_alone(ui_url: str, served: Served) -> None:
+    """Watch it learn, from the UI, against `mentee serve` with the tiny student: the teacher answers the examples,
+    the memory their paraphrases, a round runs to its verdict, the student alone is asked before and after; the
+    users' memory gains nothing."""
+    from gradio_client import Client
+
+    users_before = served.admin.get("/v1/mentee/memory").json()["data"]
+    log, progress, table = Client(ui_url, verbose=False).predict(api_name="/guided_run")
+    rows = table["data"] if isinstance(table, dict) else table
+    assert [row[0] for row in rows] == [e["question"] for e in EXAMPLES]
+    assert [row[1] for row in rows] == ["Jupiter", "Mercury"]  # the teacher's answers
+    assert [row[2] for row in rows] == ["memory", "memory"]  # the paraphrases
+    assert all(row[3].startswith(("right: ", "wrong: ")) and row[4].startswith(("right: ", "wrong: ")) for row in rows)
+    assert any(f"<b>{state}</b>" in progress for state in ("passed", "refused")), progress
+    assert "The student alone:" in log
+    users_after = served.admin.get("/v1/mentee/memory").json()["data"]
+    assert {r["id"] for r in users_after} == {r["id"] for r in users_before}
+
+
 def test_ui_errors_are_readable(served: Served) -> None:
     from mentee.ui.app import search_memory
 
@@ -136,7 +155,8 @@ def test_ui_errors_are_readable(served: Served) -> None:
 @pytest.mark.skipif(not Path(CHROMIUM).exists() and not shutil.which("chromium"), reason="Debian chromium missing")
 def test_a_person_sees_the_answer_and_its_source(ui_url: str, tmp_path: Path) -> None:
     """Clicks an example and sees the teacher's answer, clicks its paraphrase and sees the memory's, asks what no
-    one knows and sees the plain "not sure" reply; a screenshot of the chat with its badges."""
+    one knows and sees the plain "not sure" reply; screenshots of the chat with its badges and of the dashboard
+    (`make screenshots` puts them in docs/screenshots for the README)."""
     from playwright.sync_api import expect, sync_playwright
 
     artifacts = Path(os.environ.get("MENTEE_TEST_ARTIFACTS") or tmp_path)
@@ -170,7 +190,14 @@ def test_a_person_sees_the_answer_and_its_source(ui_url: str, tmp_path: Path) ->
             expect(chat).to_contain_text("source:", timeout=60_000)
             shot = artifacts / "ui-chat.png"
             page.screenshot(path=str(shot), full_page=True)
-            print(json.dumps({"screenshot": str(shot)}))
+            # The dashboard after the guided run (the test before this one) and the chat above
+            page.get_by_role("tab", name="Dashboard").click()
+            page.locator("#dashboard-refresh").click()
+            expect(page.locator("#dashboard-summary")).to_contain_text("without the teacher", timeout=60_000)
+            page.wait_for_timeout(2000)  # the plots draw after their data arrives
+            dashboard = artifacts / "ui-dashboard.png"
+            page.screenshot(path=str(dashboard), full_page=True)
+            print(json.dumps({"screenshots": [str(shot), str(dashboard)]}))
         finally:
             browser.close()
-    assert shot.stat().st_size > 10_000
+    assert shot.stat().st_size > 10_000 and dashboard.stat().st_size > 10_000

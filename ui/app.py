@@ -261,6 +261,54 @@ def delete_item(client: MenteeClient, record_id: str) -> str:
     return f"Deleted {record_id}."
 
 
+# -- the guided run ------------------------------------------------------------------------------------------
+
+
+def guided_run(client: MenteeClient, limit: int = 10) -> Iterator[tuple[str, str, pd.DataFrame]]:
+    """Watch it learn (:class:`~mentee.server.clients.guided.GuidedRun`) with what it does as it does it: (the
+    steps so far, the round's progress bar, the before/after table once there is one)."""
+    import queue
+    import threading
+
+    from ..server.clients.guided import TABLE_COLUMNS, GuidedResult, GuidedRun
+
+    updates: queue.Queue[tuple[str, Any]] = queue.Queue()
+    run = GuidedRun(
+        client,
+        limit=limit,
+        on_event=lambda message: updates.put(("event", message)),
+        on_round=lambda job: updates.put(("round", job)),
+    )
+
+    def work() -> None:
+        try:
+            updates.put(("done", run.run()))
+        except Exception as e:  # shown in the UI; the run's server is unharmed
+            updates.put(("error", e))
+
+    threading.Thread(target=work, name="mentee-guided-run", daemon=True).start()
+    events: list[str] = []
+    bar = progress_html(None)
+    empty = pd.DataFrame(columns=TABLE_COLUMNS)
+    while True:
+        kind, value = updates.get()
+        if kind == "event":
+            events.append(f"- {value}")
+        elif kind == "round":
+            bar = progress_html(value)
+        elif kind == "error":
+            raise gr.Error(str(value), title="guided run") from value
+        if kind == "done":
+            result: GuidedResult = value
+            events.append(
+                f"\n**The student alone: {result.right_before} of {len(result.rows)} right before the round, "
+                f"{result.right_after} after.** See the Dashboard tab for the answers' sources."
+            )
+            yield "\n".join(events[-40:]), bar, pd.DataFrame(result.table(), columns=TABLE_COLUMNS)
+            return
+        yield "\n".join(events[-40:]), bar, empty
+
+
 # -- learning ------------------------------------------------------------------------------------------------
 
 
@@ -516,14 +564,27 @@ def build_demo(client: MenteeClient) -> gr.Blocks:
             switch.click(bind(activate, client), version, switch_status).then(
                 bind(adapters_table, client), None, [adapters, version]
             )
+        with gr.Tab("Watch it learn"):
+            gr.Markdown(
+                "A guided run in its own memory (yours is untouched; needs the admin key): the student alone is asked "
+                "the examples, then the teacher answers them, the memory answers their paraphrases, a learning "
+                "round folds them into the student, and the student alone is asked again. Minutes on a CPU."
+            )
+            guided = gr.Button("Watch it learn", variant="primary", elem_id="guided-start")
+            guided_bar = gr.HTML(progress_html(None), elem_id="guided-progress")
+            guided_table = gr.Dataframe(interactive=False, wrap=True, label="Before and after", elem_id="guided-table")
+            guided_log = gr.Markdown(elem_id="guided-log")
         with gr.Tab("Dashboard"):
-            summary = gr.Markdown()
+            summary = gr.Markdown(elem_id="dashboard-summary")
             shares = gr.LinePlot(x="time", y="share", color="source", title="Share of answers by source, per minute")
             calls = gr.LinePlot(x="time", y="calls", color="series", title="Teacher calls made and avoided")
             costs = gr.LinePlot(x="time", y="cost avoided", title="Cost avoided (teacher prices in the config)")
             figures = gr.BarPlot(x="version", y="value", color="figure", title="Per adapter: taught recall, anchors")
-            update = gr.Button("Refresh")
+            update = gr.Button("Refresh", elem_id="dashboard-refresh")
             update.click(bind(dashboard, client), None, [shares, calls, costs, figures, summary], api_name="dashboard")
+        guided.click(
+            bind(guided_run, client), None, [guided_log, guided_bar, guided_table], api_name="guided_run"
+        ).then(bind(dashboard_or_nothing, client), None, [shares, calls, costs, figures, summary])
         blocks.load(bind(dashboard_or_nothing, client), None, [shares, calls, costs, figures, summary])
     return blocks
 

@@ -12,7 +12,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from ..core.errors import InvalidRequestError, MenteeError
-from .protocol import AnswerCorrectionIn, ApiError, CorrectionIn
+from .protocol import AnswerCorrectionIn, ApiError, CorrectionIn, TrainRequest
 
 if TYPE_CHECKING:
     from ...memory.store import Memory
@@ -37,17 +37,26 @@ def admin_routes(mentee: Mentee, admin_auth: Callable[..., None]) -> APIRouter:
         return mentee.calibration_state()
 
     @routes.post("/train", status_code=202)
-    async def train() -> dict[str, Any]:
+    async def train(body: TrainRequest | None = None) -> dict[str, Any]:
         from ..learning.round import LearningError
 
+        guided = body is not None and body.guided
         try:
-            job = mentee.rounds.submit("asked through the API")
+            job = mentee.rounds.submit("the guided run" if guided else "asked through the API", guided=guided)
         except LearningError as e:
             # The running round's id as data (None when another process of the deployment runs it).
             raise ApiError(409, str(e), code="round_running", round_id=e.round_id) from e
         except MenteeError as e:
+            if guided and mentee.adapters is not None:  # the deployment learns, but not a guided round now
+                raise ApiError(409, str(e), code="guided_unavailable") from e
             raise ApiError(503, str(e), "service_unavailable", "learning_unavailable") from e
         return job.to_dict()
+
+    @routes.delete("/guided/memory")
+    async def clear_guided() -> dict[str, Any]:
+        """Forget the guided run's items (its own memory; the deployment's is untouched)."""
+        memory_required()
+        return {"deleted": await run_in_threadpool(mentee.clear_guided)}
 
     @routes.get("/train/{job_id}")
     async def train_status(job_id: str) -> dict[str, Any]:

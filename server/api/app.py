@@ -111,7 +111,7 @@ def create_app(mentee: Mentee) -> FastAPI:
         body, content_type = await run_in_threadpool(metrics.render)
         return Response(body, media_type=content_type)
 
-    app.include_router(chat_routes(mentee, metrics, chat_auth))
+    app.include_router(chat_routes(mentee, metrics, chat_auth, admin_auth))
     app.include_router(admin_routes(mentee, admin_auth))
     return app
 

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -31,8 +31,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-def chat_routes(mentee: Mentee, metrics: Metrics, chat_auth: Callable[..., None]) -> APIRouter:
-    """The chat routes over a started mentee, behind the chat key."""
+def chat_routes(
+    mentee: Mentee, metrics: Metrics, chat_auth: Callable[..., None], admin_auth: Callable[..., None]
+) -> APIRouter:
+    """The chat routes over a started mentee, behind the chat key (a guided-run turn behind the admin key)."""
     settings = mentee.settings
     model_name = settings.api_model_name
     routes = APIRouter(dependencies=[Depends(chat_auth)])
@@ -60,7 +62,7 @@ def chat_routes(mentee: Mentee, metrics: Metrics, chat_auth: Callable[..., None]
         return mentee.about()
 
     @routes.post("/v1/chat/completions", response_model=None)
-    async def chat_completions(body: ChatCompletionRequest) -> Response:
+    async def chat_completions(body: ChatCompletionRequest, request: Request) -> Response:
         require_model(body.model)
         if body.n != 1:
             raise ApiError(400, "n must be 1: mentee gives one answer per request", code="unsupported_n")
@@ -73,6 +75,8 @@ def chat_routes(mentee: Mentee, metrics: Metrics, chat_auth: Callable[..., None]
             max_question_chars=settings.question_max_chars,
         )
         switches = Switches(**body.mentee.model_dump()) if body.mentee is not None else Switches()
+        if switches.guided:
+            admin_auth(request)  # the guided run's memory feeds rounds: not for every chat key
 
         async def route() -> RoutedAnswer:
             started = time.monotonic()

@@ -77,6 +77,17 @@ class MenteeSwitchesIn(BaseModel):
     memory: bool = Field(default=True, description="Let the memory answer.")
     teacher: bool = Field(default=True, description="Let the teacher answer.")
     learn: bool = Field(default=True, description="Remember the teacher's answer.")
+    guided: bool = Field(
+        default=False, description="Use the guided run's own memory instead of the deployment's (admin key only)."
+    )
+
+
+class TrainRequest(BaseModel):
+    """What a round learns from (the body of ``POST /v1/mentee/train`` is optional)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    guided: bool = Field(default=False, description="Learn the guided run's items (its own memory) only.")
 
 
 class StreamOptions(BaseModel):

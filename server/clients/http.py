@@ -138,15 +138,22 @@ class MenteeClient:
                 client.close()
 
     def chat(
-        self, messages: list[dict[str, str]], *, memory: bool = True, teacher: bool = True, learn: bool = True
+        self,
+        messages: list[dict[str, str]],
+        *,
+        memory: bool = True,
+        teacher: bool = True,
+        learn: bool = True,
+        guided: bool = False,
     ) -> tuple[str, dict[str, Any], dict[str, int]]:
-        """One whole answer: ``(text, mentee info, usage)``; usage counts the tokens of whoever answered."""
+        """One whole answer: ``(text, mentee info, usage)``; usage counts the tokens of whoever answered.
+        ``guided``: through the guided run's own memory (sent with the admin key)."""
         body = {
             "model": self._model_name(),
             "messages": messages,
-            "mentee": {"memory": memory, "teacher": teacher, "learn": learn},
+            "mentee": {"memory": memory, "teacher": teacher, "learn": learn} | ({"guided": True} if guided else {}),
         }
-        reply = self._call("POST", "/v1/chat/completions", admin=False, json=body)
+        reply = self._call("POST", "/v1/chat/completions", admin=guided, json=body)
         usage = reply.get("usage") or {}
         text = reply["choices"][0]["message"].get("content") or ""
         return (
@@ -221,8 +228,13 @@ class MenteeClient:
     def forget(self, record_id: str) -> None:
         self._call("DELETE", f"/v1/mentee/memory/{record_id}")
 
-    def train(self) -> dict[str, Any]:
-        return dict(self._call("POST", "/v1/mentee/train"))
+    def train(self, *, guided: bool = False) -> dict[str, Any]:
+        """Start a round (``guided``: on the guided run's items only); the job."""
+        return dict(self._call("POST", "/v1/mentee/train", json={"guided": True} if guided else None))
+
+    def clear_guided(self) -> int:
+        """Forget the guided run's items; how many there were."""
+        return int(self._call("DELETE", "/v1/mentee/guided/memory")["deleted"])
 
     def train_status(self, job_id: str) -> dict[str, Any]:
         return dict(self._call("GET", f"/v1/mentee/train/{job_id}"))

@@ -57,8 +57,17 @@ class RoundRunner:
     """Runs rounds in a background thread, one at a time, on demand or on a schedule (after ``learn_after_items``
     new remembered items, or every ``learn_every_minutes``)."""
 
-    def __init__(self, learner: Callable[[], Learner], settings: Settings, memory: Memory) -> None:
+    def __init__(
+        self,
+        learner: Callable[[], Learner],
+        settings: Settings,
+        memory: Memory,
+        *,
+        guided: Callable[[], Learner] | None = None,
+    ) -> None:
+        """``guided``: the learner of the guided run's rounds (over its own memory), for ``submit(guided=True)``."""
         self._learner = learner
+        self._guided = guided
         self.settings = settings
         self.memory = memory
         self.jobs: dict[str, RoundJob] = {}
@@ -68,20 +77,25 @@ class RoundRunner:
         self._last_round = time.monotonic()
         self._scheduler: threading.Thread | None = None
 
-    def submit(self, reason: str = "on demand") -> RoundJob:
-        """Queue a round; :class:`LearningError` if one is queued or running."""
+    def submit(self, reason: str = "on demand", *, guided: bool = False) -> RoundJob:
+        """Queue a round (``guided``: over the guided run's memory); :class:`LearningError` if one is queued or
+        running."""
         import uuid
 
+        if guided and self._guided is None:
+            msg = "this deployment has no guided run"
+            raise LearningError(msg)
         with self._lock:
             if self._current is not None:
                 msg = f"a learning round is already {self._current.state} ({self._current.id})"
                 raise LearningError(msg, round_id=self._current.id)
-            if self._learner().running_elsewhere():
+            learner = self._guided() if guided and self._guided is not None else self._learner()
+            if learner.running_elsewhere():
                 raise LearningError(ROUND_ELSEWHERE)
             job = RoundJob(id=f"round-{uuid.uuid4().hex[:12]}", reason=reason)
             self.jobs[job.id] = job
             self._current = job
-        threading.Thread(target=self._run, args=(job,), name=f"mentee-{job.id}", daemon=True).start()
+        threading.Thread(target=self._run, args=(job, learner), name=f"mentee-{job.id}", daemon=True).start()
         return job
 
     def get(self, job_id: str) -> RoundJob | None:
@@ -91,14 +105,14 @@ class RoundRunner:
     def busy(self) -> bool:
         return self._current is not None
 
-    def _run(self, job: RoundJob) -> None:
+    def _run(self, job: RoundJob, learner: Learner) -> None:
         job.state = "running"
 
         def progress(update: dict[str, Any]) -> None:
             job.progress = {**update, "at": time.time()}
 
         try:
-            outcome = self._learner().run_round(progress=progress)
+            outcome = learner.run_round(progress=progress)
         except Exception as e:
             outcome = RoundOutcome(state="failed", error=str(e))
         job.outcome = outcome

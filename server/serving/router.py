@@ -53,6 +53,7 @@ class Switches:
     memory: bool = True
     teacher: bool = True
     learn: bool = True
+    guided: bool = False  # the guided run's own memory (Mentee picks its router; the admin key only)
 
 
 @dataclass(frozen=True)
@@ -176,6 +177,12 @@ class Router:
     def beside(self) -> dict[str, str]:
         """The earlier adapters served beside :attr:`adapter`, each answering what it learned (version -> name)."""
         return dict(self._serving[1])
+
+    @property
+    def serving(self) -> tuple[str | None, dict[str, str]]:
+        """The adapter answered with and those beside it (what :meth:`use_adapter` was last given)."""
+        adapter, beside = self._serving
+        return adapter, dict(beside)
 
     def use_adapter(self, adapter: str | None, *, beside: Mapping[str, str] | None = None) -> None:
         """Answer with ``adapter`` (loaded in vLLM) from the next turn on; ``None``: the base model. ``beside``: the
