@@ -18,6 +18,7 @@ from .core.errors import ConfigError, MenteeError
 from .core.processes import listen_on
 
 if TYPE_CHECKING:
+    from .clients.http import MenteeClient
     from .core.config import Settings
     from .service import Mentee
     from .serving.router import RoutedAnswer
@@ -338,6 +339,19 @@ def serve_command(
         server.run(sockets=[listener])
 
 
+def _client_here(
+    stack: contextlib.ExitStack, server: str | None, settings: Settings, options: _Options
+) -> MenteeClient:
+    """A client of ``server``, or of a `mentee serve` started here for as long as ``stack`` lasts."""
+    from .clients.http import MenteeClient
+    from .clients.local_server import serving_here
+
+    url = server or stack.enter_context(serving_here(settings, config_file=options.config_file, say=_say))
+    client = MenteeClient.for_settings(url, settings)
+    stack.callback(client.close)
+    return client
+
+
 @app.command("ui")
 def ui_command(
     ctx: typer.Context,
@@ -355,18 +369,15 @@ def ui_command(
 ) -> None:
     """The chat UI (Gradio): chat, memory, learning, dashboard. Without --server it starts `mentee serve` too."""
     from .api.exposure import ui_login
-    from .clients.http import MenteeClient
-    from .clients.local_server import serving_here
 
     settings = _settings(ctx)
     auth = ui_login(host)
     options: _Options = ctx.obj
     with contextlib.ExitStack() as stack:
-        url = server or stack.enter_context(serving_here(settings, config_file=options.config_file, say=_say))
+        client = _client_here(stack, server, settings, options)
+        url = client.url
         from ..ui.app import launch
 
-        client = MenteeClient.for_settings(url, settings)
-        stack.callback(client.close)
         _say(f"mentee UI on http://{host}:{port} for the server {url}; Ctrl-C stops it")
         launch(client, server_name=host, server_port=port, inbrowser=open_browser, auth=auth, quiet=True)
 
@@ -390,15 +401,11 @@ def demo_command(
     from tqdm import tqdm
 
     from .clients.guided import TABLE_COLUMNS, GuidedRun
-    from .clients.http import MenteeClient
-    from .clients.local_server import serving_here
 
     settings = _settings(ctx)
     options: _Options = ctx.obj
     with contextlib.ExitStack() as stack:
-        url = server or stack.enter_context(serving_here(settings, config_file=options.config_file, say=_say))
-        client = MenteeClient.for_settings(url, settings)
-        stack.callback(client.close)
+        client = _client_here(stack, server, settings, options)
         bar = stack.enter_context(tqdm(total=0, desc="round", unit="step", file=sys.stderr, disable=as_json))
 
         def show_round(job: dict[str, Any]) -> None:

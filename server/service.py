@@ -193,21 +193,12 @@ class Mentee:
     def learner(self) -> Learner:
         """The learning rounds of this deployment (needs mentee's memory and a student it can load adapters into)."""
         if self._learner is None:
-            from .learning.round import Learner
             from .student.client import Student
 
             if self.memory is None or not isinstance(self.student, Student) or self.adapters is None:
                 msg = "learning needs the memory and a vLLM student (started by mentee or at student_url)"
                 raise MenteeError(msg)
-            self._learner = Learner(
-                self.settings,
-                student=self.student,
-                memory=self.memory,
-                store=self.adapters,
-                teacher=self.guarded_teacher,
-                on_switch=self._switch,
-                on_calibrated=self._calibrated,
-            )
+            self._learner = self._make_learner(self.memory)
         return self._learner
 
     @property
@@ -312,18 +303,23 @@ class Mentee:
             )
             raise MenteeError(msg)
         if self._guided_learner is None:
-            from .learning.round import Learner
-
-            self._guided_learner = Learner(
-                self.settings,
-                student=learner.student,
-                memory=self.guided_memory,
-                store=learner.store,
-                teacher=self.guarded_teacher,
-                on_switch=self._switch,
-                on_calibrated=self._calibrated,
-            )
+            self._guided_learner = self._make_learner(self.guided_memory)
         return self._guided_learner
+
+    def _make_learner(self, memory: Memory) -> Learner:
+        """A learner over ``memory`` with this deployment's student, adapters store, teacher and switches."""
+        from .learning.round import Learner
+
+        assert self.adapters is not None
+        return Learner(
+            self.settings,
+            student=self.student,  # type: ignore[arg-type]
+            memory=memory,
+            store=self.adapters,
+            teacher=self.guarded_teacher,
+            on_switch=self._switch,
+            on_calibrated=self._calibrated,
+        )
 
     def clear_guided(self) -> int:
         """Forget the guided run's items (its memory only); how many there were."""

@@ -104,10 +104,6 @@ def unsure_reply(guess: str, info: dict[str, Any] | None, *, use_teacher: bool =
     return "\n\n".join(lines) + badge(info)
 
 
-def _no_source(error: MenteeClientError) -> bool:
-    return error.status == 503 and "no source could answer" in str(error)
-
-
 def respond(
     client: MenteeClient,
     message: str,
@@ -130,7 +126,7 @@ def respond(
             now = [*shown, {"role": "assistant", "content": answer + badge(info)}]
             yield now, now, conversation, {}, ""
     except MenteeClientError as e:
-        if not _no_source(e):
+        if not e.no_source:
             raise _readable(e) from e
         # strict mode, or a guess with nothing in it: no answer, said plainly; the question is not kept
         now = [*shown, {"role": "assistant", "content": unsure_reply("", None, use_teacher=use_teacher)}]

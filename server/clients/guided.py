@@ -164,7 +164,7 @@ class GuidedRun:
         try:
             return self._ask(question, memory=False, teacher=False, learn=False)
         except MenteeClientError as e:
-            if e.status == 503 and "no source could answer" in str(e):
+            if e.no_source:
                 return "", {}
             raise
 

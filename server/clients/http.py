@@ -53,6 +53,11 @@ class MenteeClientError(MenteeError):
         self.status = status
         self.error = error or {}
 
+    @property
+    def no_source(self) -> bool:
+        """The server had no source able to answer (503: strict mode, or a student guess with nothing in it)."""
+        return self.status == 503 and "no source could answer" in str(self)
+
 
 class MenteeClient:
     """A mentee server's chat and admin routes over HTTP, with the server's own error messages on failure."""

@@ -171,8 +171,7 @@ class Learner:
         logger.info("no anchor set: asking the base student %d questions of %s", len(rows), source)
         report({"phase": "anchors", "asking": len(rows), "source": str(source)})
         questions = list(dict.fromkeys(row["question"] for row in rows))
-        said = ask_each(lambda q: self.student.generate(q).text, questions, concurrency=self.settings.gate_concurrency)
-        answers = dict(zip(questions, said, strict=True))
+        answers = self._ask_base(questions)
         anchors = build_anchors(answers.__getitem__, rows, source=str(source), limit=len(rows))
         check = len(anchors.split("check"))
         if check < self.settings.anchors_min_check:
@@ -565,6 +564,11 @@ class Learner:
             return
         write_json(adapter.path / GATE_ANSWERS, {key: self._gate_answers(adapter) | answers})
 
+    def _ask_base(self, questions: list[str]) -> dict[str, str]:
+        """The base model's answer to each question (no adapter), ``gate_concurrency`` in flight."""
+        said = ask_each(lambda q: self.student.generate(q).text, questions, concurrency=self.settings.gate_concurrency)
+        return dict(zip(questions, said, strict=True))
+
     def _base_answers(self, anchors: list[Example]) -> dict[str, str]:
         """The base model's answers to the held-out anchors, asked once per base model, prompt and decoding and kept
         in the home (``base-anchors.json``): a gate neither asks the base model the same questions again nor asks
@@ -584,9 +588,7 @@ class Learner:
         answers = kept.get(key) if isinstance(kept.get(key), dict) else {}
         missing = list(dict.fromkeys(e.question for e in anchors if e.question not in answers))
         if missing:
-            concurrency = self.settings.gate_concurrency
-            said = ask_each(lambda q: self.student.generate(q).text, missing, concurrency=concurrency)
-            answers = answers | dict(zip(missing, said, strict=True))
+            answers = answers | self._ask_base(missing)
             kept = {**kept, key: answers}
             if checksum is not None:
                 write_json(path, kept)
