@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from .records import MemoryRecord
     from .retriever import MemoryRetriever
     from .store import Hit, Memory, MemoryStoreError, RecordNotFoundError
-    from .verify import Verdict, verify
+    from .verify import LearnedVerifier, RuleVerifier, Verdict, Verifier, verify
 
 _EXPORTS = {
     "Embedder": "mentee.memory.embedder",
@@ -25,20 +25,26 @@ _EXPORTS = {
     "MemoryStoreError": "mentee.memory.store",
     "RecordNotFoundError": "mentee.memory.store",
     "SentenceTransformerEmbedder": "mentee.memory.embedder",
+    "LearnedVerifier": "mentee.memory.verify",
+    "RuleVerifier": "mentee.memory.verify",
     "Verdict": "mentee.memory.verify",
+    "Verifier": "mentee.memory.verify",
     "verify": "mentee.memory.verify",
 }
 
 __all__ = [
     "Embedder",
     "Hit",
+    "LearnedVerifier",
     "Memory",
     "MemoryRecord",
     "MemoryRetriever",
     "MemoryStoreError",
     "RecordNotFoundError",
+    "RuleVerifier",
     "SentenceTransformerEmbedder",
     "Verdict",
+    "Verifier",
     "verify",
 ]
 

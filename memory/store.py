@@ -3,7 +3,8 @@
 ``Memory`` keeps records (:mod:`mentee.memory.records`) in one Chroma collection per embedder (so vectors of
 two models never mix; a new embedder re-embeds the old collection once), either in an embedded
 ``PersistentClient`` under mentee's home or on a Chroma server shared by several processes. mentee computes
-the embeddings itself. A hit must be near (cosine distance) *and* pass :func:`mentee.memory.verify.verify`.
+the embeddings itself. A hit must be near (cosine distance) *and* pass the memory's verifier
+(:mod:`mentee.memory.verify`).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from .records import (
     check_trust,
     record_id,
 )
-from .verify import Verdict, verify
+from .verify import Verdict, Verifier, make_verifier, packaged_verifier
 
 if TYPE_CHECKING:
     from chromadb.api import ClientAPI
@@ -69,12 +70,13 @@ class Hit:
     record: MemoryRecord
     distance: float
     query: str = field(repr=False)
+    verifier: Verifier = field(repr=False, compare=False, default_factory=packaged_verifier)
 
     @cached_property
     def verdict(self) -> Verdict:
         """Whether the record asks what the query asks, worked out only when asked for: recall and the duplicate
         check look at near hits only (distance first), so a far candidate costs no verification."""
-        return verify(self.query, self.record.question)
+        return self.verifier.check(self.query, self.record.question, self.distance)
 
 
 class Memory:
@@ -92,8 +94,11 @@ class Memory:
         duplicate_distance: float = 0.05,
         candidates: int = 5,
         max_question_chars: int = QUESTION_MAX_CHARS,
+        verifier: Verifier | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """``verifier``: what decides that a near record asks the same question (default: the packaged
+        :class:`~mentee.memory.verify.LearnedVerifier`)."""
         if (path is None) == (not url):
             msg = "give the memory either a folder (embedded Chroma) or a Chroma server URL, not both or neither"
             raise InvalidRequestError(msg)
@@ -103,6 +108,7 @@ class Memory:
         self.duplicate_distance = duplicate_distance
         self.candidates = candidates
         self.max_question_chars = max_question_chars
+        self.verifier = verifier or packaged_verifier()
         self.clock = clock
         self.location = str(path) if path is not None else url
         self._client = _connect(path, url)
@@ -126,6 +132,7 @@ class Memory:
             duplicate_distance=settings.memory_duplicate_distance,
             candidates=settings.memory_candidates,
             max_question_chars=settings.question_max_chars,
+            verifier=make_verifier(settings.memory_verifier, settings.memory_verifier_file),
         )
 
     def in_namespace(self, namespace: str) -> Memory:
@@ -489,6 +496,7 @@ class Memory:
                 record=MemoryRecord.from_chroma(rid, document, metadata),
                 distance=float(distance),
                 query=question,
+                verifier=self.verifier,
             )
             for rid, document, metadata, distance in zip(
                 result["ids"][0], result["documents"][0], result["metadatas"][0], result["distances"][0], strict=True

@@ -9,6 +9,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,7 +26,7 @@ _SHARED_STUDENTS = pytest.StashKey[list["Student"]]()  # a client of each shared
 
 def pytest_configure(config: pytest.Config) -> None:
     # torch and Gradio make folders in /tmp; keep them (and their subprocesses') inside a temp dir we remove.
-    folder = tempfile.mkdtemp(prefix="mentee-tests-torch-")
+    folder = _torch_cache_folder()
     config.stash[_TORCH_CACHE] = folder
     os.environ["TORCHINDUCTOR_CACHE_DIR"] = folder
     os.environ["GRADIO_TEMP_DIR"] = os.path.join(folder, "gradio")  # Gradio's files (uploads, edit history) too
@@ -56,6 +57,12 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 _TORCH_CACHE = pytest.StashKey[str]()
 
 
+@lru_cache(maxsize=1)
+def _torch_cache_folder() -> str:
+    """The session's temp folder for torch's, Gradio's and the embedder's caches (removed at the end)."""
+    return tempfile.mkdtemp(prefix="mentee-tests-torch-")
+
+
 @pytest.fixture(autouse=True)
 def _isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Every test gets its own mentee home and no MENTEE_* settings from the caller's shell (MENTEE_TEST_* are
@@ -65,6 +72,8 @@ def _isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Pa
             monkeypatch.delenv(name)
     home = tmp_path / "mentee-home"
     monkeypatch.setenv("MENTEE_HOME", str(home))
+    # The embedder's ONNX export (~10 s) once per session, not once per home.
+    monkeypatch.setenv("MENTEE_MEMORY_EMBED_ONNX_DIR", os.path.join(_torch_cache_folder(), "embedder-onnx"))
     return home
 
 

@@ -161,6 +161,20 @@ class Settings(BaseSettings):
             "again word for word is not embedded again, which is most of a memory hit's CPU."
         ),
     )
+    memory_embed_runtime: Literal["onnx", "torch"] = Field(
+        default="onnx",
+        description=(
+            "How the memory's embedder runs: 'onnx' exports it once (under memory_embed_onnx_dir) and runs it with "
+            "ONNX Runtime, the same vectors in about a third of torch's time on 2 cores; 'torch' runs "
+            "sentence-transformers as is. A model the export cannot reproduce stays on torch (logged)."
+        ),
+    )
+    memory_embed_onnx_dir: str = Field(
+        default="",
+        description=(
+            "Folder of the exported ONNX embedders (one file per model, ~90 MB); empty: <home>/models/embedder-onnx."
+        ),
+    )
     memory_embed_max_tokens: int = Field(
         default=EMBED_MAX_TOKENS,
         ge=8,
@@ -205,6 +219,22 @@ class Settings(BaseSettings):
     )
     memory_candidates: int = Field(
         default=5, ge=1, le=100, description="Nearest remembered questions checked for a verified hit."
+    )
+    memory_verifier: Literal["learned", "rules"] = Field(
+        default="learned",
+        description=(
+            "What decides that a near remembered question asks the same as a new one: 'learned' (vetoes for other "
+            "numbers and negations, then a model over the rules' features and the distance, trained on the tuning "
+            "split of data/near-duplicate-pairs-clean.jsonl; docs/benchmarks.md: more paraphrases served at fewer "
+            "false hits on the held-back split) or 'rules' (every hand-written rule must pass)."
+        ),
+    )
+    memory_verifier_file: str = Field(
+        default="",
+        description=(
+            "A verifier model written by bench/train_verifier.py, for memory_verifier = 'learned'; empty for the "
+            "packaged one."
+        ),
     )
 
     teacher_url: str = Field(
@@ -630,7 +660,7 @@ class Settings(BaseSettings):
             raise ValueError(msg)
         return self
 
-    @field_validator("anchors_qa_file", "examples_file", mode="after")
+    @field_validator("anchors_qa_file", "examples_file", "memory_verifier_file", mode="after")
     @classmethod
     def _check_anchors_qa_file(cls, value: str) -> str:
         if value and not Path(value).expanduser().is_file():
