@@ -145,15 +145,7 @@ def verify(query: str, remembered: str) -> Verdict:
     """Check that ``remembered`` asks what ``query`` asks: same numbers and years, same negation, same kind of
     question, and no content word (a name, a place, a verb) of one missing from or replaced in the other."""
     a, b = _parse(query), _parse(remembered)
-    reasons = []
-    if a.numbers != b.numbers:
-        reasons.append(f"numbers differ: {_show(a.numbers)} vs {_show(b.numbers)}")
-    elif swapped := _swapped(a.counted, b.counted):
-        reasons.append(f"numbers count other things: {swapped}")
-    if a.negated != b.negated:
-        reasons.append("one is negated, the other not")
-    if a.question_words and b.question_words and a.question_words != b.question_words:
-        reasons.append(f"question words differ: {sorted(a.question_words)} vs {sorted(b.question_words)}")
+    reasons = _asked_differently(a, b)
     only_a, only_b = _unmatched(a.content, b.content), _unmatched(b.content, a.content)
     if only_a and only_b:
         reasons.append(f"words replaced: {sorted(only_a)} vs {sorted(only_b)}")
@@ -190,15 +182,7 @@ def vetoes(query: str, remembered: str) -> tuple[str, ...]:
     last three were each kept because grouped cross-validation on the tuning split improved with them
     (bench/train_verifier.py)."""
     a, b = _parse(query), _parse(remembered)
-    reasons = []
-    if a.numbers != b.numbers:
-        reasons.append(f"numbers differ: {_show(a.numbers)} vs {_show(b.numbers)}")
-    elif swapped := _swapped(a.counted, b.counted):
-        reasons.append(f"numbers count other things: {swapped}")
-    if a.negated != b.negated:
-        reasons.append("one is negated, the other not")
-    if a.question_words and b.question_words and a.question_words != b.question_words:
-        reasons.append(f"question words differ: {sorted(a.question_words)} vs {sorted(b.question_words)}")
+    reasons = _asked_differently(a, b)
     credits_a, credits_b = _credits(a.content), _credits(b.content)
     if credits_a != credits_b:
         reasons.append(f"credits differ: {sorted(credits_a)} vs {sorted(credits_b)}")
@@ -340,6 +324,21 @@ def make_verifier(kind: str, path: str | Path = "") -> Verifier:
         return LearnedVerifier(path) if path else packaged_verifier()
     msg = f"memory_verifier must be 'learned' or 'rules', got {kind!r}"
     raise ConfigError(msg)
+
+
+def _asked_differently(a: _Parsed, b: _Parsed) -> list[str]:
+    """What both verifiers refuse on: other numbers, numbers counting other things, a negation in one only,
+    another kind of question."""
+    reasons = []
+    if a.numbers != b.numbers:
+        reasons.append(f"numbers differ: {_show(a.numbers)} vs {_show(b.numbers)}")
+    elif swapped := _swapped(a.counted, b.counted):
+        reasons.append(f"numbers count other things: {swapped}")
+    if a.negated != b.negated:
+        reasons.append("one is negated, the other not")
+    if a.question_words and b.question_words and a.question_words != b.question_words:
+        reasons.append(f"question words differ: {sorted(a.question_words)} vs {sorted(b.question_words)}")
+    return reasons
 
 
 @lru_cache(maxsize=4096)
