@@ -267,8 +267,8 @@ def _load_onnx(path: Path):
 
     options = onnxruntime.SessionOptions()
     # One thread, no spinning: ONNX Runtime's pool threads otherwise spin after each run, and on two cores that
-    # burnt ~31 ms of CPU per 4.3 ms query embedding, taken from vLLM beside it (the tiny-student tests ran 1.5x
-    # slower). A question is one short sequence: a second thread gained 1 ms at most.
+    # burnt ~31 ms of CPU per 4.3 ms query embedding, CPU that vLLM beside it needs. A question is one short
+    # sequence: a second thread without spinning gained nothing.
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
