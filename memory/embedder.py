@@ -3,7 +3,7 @@ venv or another machine never breaks an existing memory (Chroma would store an e
 
 A query's embedding is most of a memory hit's cost. With ``runtime="onnx"`` the model (transformer, mean pooling
 and normalisation) is exported once to an ONNX file and run by ONNX Runtime: the same vectors (checked against
-torch at export, within 1e-5) in about a third of the time on two cores (docs/benchmarks.md)."""
+torch at export, within 1e-5) in about half the time and a quarter of the CPU on two cores (docs/benchmarks.md)."""
 
 from __future__ import annotations
 
