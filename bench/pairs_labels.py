@@ -13,7 +13,7 @@ the same thing. The clean label ``same_question`` is:
    step 2 was read; where the two questions ask about different things (another country, film, year, role) that
    happen to share an answer, the label is false, and where a step-2 pair asks different things it stays false.
    Of the remaining ``same_answer: false`` pairs, those a plain cosine cache would serve (embedding distance at
-   most ``REVIEW_DISTANCE``) were read too.
+   most ``REVIEW_DISTANCE``, as bench/memory.py measures it; this script does not embed) were read too.
 
 ``relabel`` says which step changed a label (``null`` when none did). ``split`` is ``tune`` or ``held`` for the
 NQ-open and TriviaQA pairs, chosen by question: the pairs form groups through shared questions, each group goes
