@@ -220,12 +220,17 @@ def _onnx_session_for(embedder: SentenceTransformerEmbedder):
 
 def _export_onnx(model, target: Path) -> None:
     """The transformer with mean pooling and normalisation as one ONNX graph, inputs of any batch and length."""
+    import copy
     import os
     import warnings
 
     import torch
 
-    transformer = model[0].auto_model.eval()
+    # The eager attention exports as plain matrix products that ONNX Runtime runs faster than the exported SDPA
+    # (4.5 against 5.8 ms a query on one thread, the same vectors); a copy, so torch's own model keeps SDPA.
+    transformer = copy.deepcopy(model[0].auto_model).eval()
+    if hasattr(transformer, "set_attn_implementation"):
+        transformer.set_attn_implementation("eager")
 
     class Pooled(torch.nn.Module):
         def __init__(self) -> None:
